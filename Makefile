@@ -1,0 +1,26 @@
+# The two commands a new user runs: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+OUT ?= outputs/demo
+
+.PHONY: setup demo test test-fast bench clean
+
+# torch is installed by exact version only when missing: an unpinned torch would pull a multi-GB CUDA build.
+setup:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==2.13.0"
+	@$(PYTHON) -m pip install -q -e ".[dev]"
+
+demo: setup
+	$(PYTHON) -m mvtrack synth --num 4 --views 4 --frames 16 --size 128 --seed 0 --out $(OUT)/shards
+	$(PYTHON) -m mvtrack viz $(OUT)/shards --out $(OUT)
+
+test: setup
+	$(PYTHON) -m pytest -q
+
+test-fast: setup
+	$(PYTHON) -m pytest -q -m "not slow"
+
+bench: setup
+	$(PYTHON) benchmarks/synth_throughput.py
+
+clean:
+	rm -rf outputs .pytest_cache

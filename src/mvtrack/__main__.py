@@ -1,0 +1,3 @@
+from mvtrack.cli import app
+
+app()

@@ -1,0 +1,51 @@
+"""Configuration of the synthetic 4D multi-view scene engine."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+CAMERA_MOTIONS = ("static", "orbit", "arc", "dolly", "pan", "tilt", "random")
+BASELINES = ("small", "wide", "mixed")
+
+
+@dataclass
+class SynthConfig:
+    views: int = 4  # cameras per clip
+    frames: int = 16
+    height: int = 128
+    width: int = 128
+    num_tracks: int = 256  # half on objects, half on the background (ground and sky dome)
+    min_objects: int = 2
+    max_objects: int = 8
+    dynamic_prob: float = 0.7  # share of scenes whose objects move; the rest are static (only cameras move)
+    moving_prob: float = 0.75  # in a dynamic scene, the chance that each object moves
+    baseline: str = "mixed"  # small: 3-12 degrees between neighbouring views; wide: 25-70 degrees
+    camera_motions: tuple[str, ...] = CAMERA_MOTIONS
+    fov_degrees: tuple[float, float] = (40.0, 65.0)  # horizontal field of view range
+    dome_radius: float = 40.0  # the textured sky sphere that bounds the world
+    extra: dict = field(default_factory=dict)  # free-form notes carried into each clip's metadata
+
+    def __post_init__(self):
+        for name in ("views", "frames", "height", "width", "num_tracks"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SynthConfig.{name}: expected a positive integer, got {value!r}")
+        if not 1 <= self.min_objects <= self.max_objects <= 8:
+            raise ValueError(
+                f"SynthConfig.min_objects/max_objects: expected 1 <= min <= max <= 8, got {self.min_objects}, {self.max_objects}"
+            )
+        if self.baseline not in BASELINES:
+            raise ValueError(f"SynthConfig.baseline: expected one of {BASELINES}, got {self.baseline!r}")
+        self.camera_motions = tuple(self.camera_motions)
+        unknown = set(self.camera_motions) - set(CAMERA_MOTIONS)
+        if unknown or not self.camera_motions:
+            raise ValueError(f"SynthConfig.camera_motions: expected a non-empty subset of {CAMERA_MOTIONS}, got {self.camera_motions}")
+        for name in ("dynamic_prob", "moving_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"SynthConfig.{name}: expected a probability in [0, 1], got {getattr(self, name)}")
+        lo, hi = self.fov_degrees
+        if not 5.0 <= lo <= hi <= 150.0:
+            raise ValueError(f"SynthConfig.fov_degrees: expected 5 <= min <= max <= 150, got {self.fov_degrees}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
