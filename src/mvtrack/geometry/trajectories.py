@@ -101,7 +101,7 @@ def pan(start_c2w, num_frames, degrees=15.0) -> torch.Tensor:
 def tilt(start_c2w, num_frames, degrees=10.0) -> torch.Tensor:
     """Look up by ``degrees`` about the camera's own horizontal axis."""
     _check_start(start_c2w)
-    return _rotate_in_place(start_c2w, num_frames, -degrees, axis_index=0)
+    return _rotate_in_place(start_c2w, num_frames, degrees, axis_index=0)
 
 
 def smooth_random(

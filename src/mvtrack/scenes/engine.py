@@ -11,7 +11,7 @@ from mvtrack.data.clip import MultiViewClip
 from .config import SynthConfig
 from .raycast import render
 from .scene import Scene, sample_scene
-from .tracks import lift_queries, project_tracks, sample_queries
+from .tracks import project_tracks, sample_tracks
 
 SPLITS = ("train", "val", "test")
 
@@ -42,8 +42,7 @@ def render_clips(config: SynthConfig, seeds: list[int], device="cpu", chunk_rays
     sampled = [sample_scene(config, g) for g in generators]
     scene = Scene.cat([s for s, _ in sampled]).to(device)
     video, depth, instance = render(scene, chunk_rays or default_chunk_rays(device))
-    queries = sample_queries(instance, config.num_tracks, generators).to(device)
-    tracks3d, track_instance = lift_queries(scene, queries)
+    queries, tracks3d, track_instance = sample_tracks(scene, instance, config.num_tracks, generators)
     tracks, visible = project_tracks(scene, tracks3d, track_instance)
     meta = [{"seed": int(seed), **info} for seed, (_, info) in zip(seeds, sampled)]
     return MultiViewClip(

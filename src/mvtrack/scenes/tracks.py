@@ -72,6 +72,25 @@ def lift_queries(scene: Scene, queries: torch.Tensor):
     return rearrange(world, "b n t c -> b t n c"), instance
 
 
+def sample_tracks(scene: Scene, instance: torch.Tensor, num_tracks: int, generators: list[torch.Generator]):
+    """Draw balanced queries and lift them: ``queries (B, N, 4)``, ``tracks3d (B, T, N, 3)``, ``instance (B, N)``.
+
+    A query jittered inside its pixel can fall off the surface it was drawn on (at a silhouette); such
+    queries go back to their pixel centre, whose surface the render fixed, so the balance stays exact.
+    """
+    queries = sample_queries(instance, num_tracks, generators)
+    tracks3d, track_instance = lift_queries(scene, queries)
+    barange = torch.arange(scene.batch_size, device=queries.device)[:, None]
+    q = queries.long()
+    centre = queries[..., 2:].round()
+    wanted = instance[barange, q[..., 0], q[..., 1], centre[..., 1].long(), centre[..., 0].long()] >= 2
+    moved = wanted != (track_instance >= 2)
+    if moved.any():
+        queries[..., 2:] = torch.where(moved[..., None], centre, queries[..., 2:])
+        tracks3d, track_instance = lift_queries(scene, queries)
+    return queries, tracks3d, track_instance
+
+
 def project_tracks(scene: Scene, tracks3d: torch.Tensor, instance: torch.Tensor):
     """Per-view 2D tracks and visibility by exact depth test.
 

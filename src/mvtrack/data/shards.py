@@ -1,0 +1,204 @@
+"""WebDataset-compatible tar shards of MultiViewClips.
+
+Each clip is a group of tar members ``KEY.FIELD.npy`` (numpy's format, read with ``allow_pickle=False``)
+followed by ``KEY.json`` (metadata and the list of fields). The JSON comes last, so a reader knows a
+sample is complete when it arrives; nothing in a shard is ever unpickled. Video is stored as uint8
+``(V, T, H, W, 3)``, everything else at full precision.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import tarfile
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from einops import rearrange
+
+from .clip import SCHEMA, MultiViewClip
+
+SHARD_NAME = "shard-{:06d}.tar"
+
+
+class ShardError(ValueError):
+    """A shard or one of its samples cannot be read."""
+
+
+@dataclass
+class ReadStats:
+    """What a reader saw: shards opened, clips read, corrupt shards and skipped samples."""
+
+    shards: int = 0
+    clips: int = 0
+    corrupt_shards: int = 0
+    skipped_samples: int = 0
+
+
+def encode_clip(clip: MultiViewClip) -> dict[str, bytes]:
+    """Tar member payloads ``{FIELD.npy: bytes, ..., json: bytes}`` of one unbatched clip."""
+    if clip.batched:
+        raise ValueError("encode_clip: expected an unbatched clip")
+    out = {}
+    for name, value in clip.tensors().items():
+        if name == "video":
+            array = (rearrange(value, "v t c h w -> v t h w c").clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+        else:
+            array = value.detach().cpu().numpy()
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        out[f"{name}.npy"] = buf.getvalue()
+    out["json"] = json.dumps({"fields": sorted(clip.tensors()), "meta": clip.meta}).encode()
+    return out
+
+
+def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewClip:
+    """Inverse of ``encode_clip``; raises ``ShardError`` naming ``where`` and the field on any problem."""
+    if "json" not in members:
+        raise ShardError(f"{where}: no json member")
+    try:
+        info = json.loads(members["json"])
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ShardError(f"{where}: json member is not valid JSON ({e})") from None
+    tensors = {}
+    for name in info.get("fields", []):
+        if name not in SCHEMA:
+            raise ShardError(f"{where}: unknown field {name!r}")
+        if f"{name}.npy" not in members:
+            raise ShardError(f"{where}: field {name} listed in json but missing")
+        try:
+            array = np.load(io.BytesIO(members[f"{name}.npy"]), allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:
+            raise ShardError(f"{where}: field {name} is not a valid .npy array ({e})") from None
+        if name == "video":
+            if array.dtype != np.uint8:
+                raise ShardError(f"{where}: field video: expected uint8, got {array.dtype}")
+            tensors[name] = rearrange(torch.from_numpy(array).float() / 255.0, "v t h w c -> v t c h w")
+        else:
+            tensors[name] = torch.from_numpy(array)
+    try:
+        return MultiViewClip(**tensors, meta=info.get("meta", {}))
+    except (ValueError, TypeError) as e:
+        raise ShardError(f"{where}: {e}") from None
+
+
+class ShardWriter:
+    """Write clips into numbered shards of ``clips_per_shard``; each shard appears atomically when complete."""
+
+    def __init__(self, out_dir: str | Path, clips_per_shard: int = 64, start_shard: int = 0):
+        if clips_per_shard < 1:
+            raise ValueError(f"clips_per_shard: expected >= 1, got {clips_per_shard}")
+        self.out_dir = Path(out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.clips_per_shard = clips_per_shard
+        self.shard_index = start_shard
+        self.count = 0
+        self.written: list[Path] = []
+        self._tar: tarfile.TarFile | None = None
+        self._tmp: Path | None = None
+
+    def write(self, clip: MultiViewClip) -> None:
+        if self._tar is None:
+            self._open()
+        key = f"{self.count:09d}"
+        for suffix, payload in encode_clip(clip).items():
+            info = tarfile.TarInfo(f"{key}.{suffix}")
+            info.size = len(payload)
+            self._tar.addfile(info, io.BytesIO(payload))
+        self.count += 1
+        if self.count % self.clips_per_shard == 0:
+            self._close()
+
+    def _open(self):
+        final = self.out_dir / SHARD_NAME.format(self.shard_index)
+        self._tmp = final.with_suffix(".tar.tmp")
+        self._tar = tarfile.open(self._tmp, "w", format=tarfile.PAX_FORMAT)
+
+    def _close(self):
+        if self._tar is None:
+            return
+        self._tar.close()
+        final = self.out_dir / SHARD_NAME.format(self.shard_index)
+        os.replace(self._tmp, final)
+        self.written.append(final)
+        self._tar = None
+        self.shard_index += 1
+
+    def close(self) -> list[Path]:
+        self._close()
+        return self.written
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None and self._tar is not None:
+            self._tar.close()
+            self._tmp.unlink(missing_ok=True)  # an interrupted shard is dropped, never half-written
+            self._tar = None
+        self.close()
+
+
+def write_shards(clips: Iterable[MultiViewClip], out_dir: str | Path, clips_per_shard: int = 64) -> list[Path]:
+    """Write unbatched clips into shards under ``out_dir``; returns the shard paths."""
+    with ShardWriter(out_dir, clips_per_shard) as writer:
+        for clip in clips:
+            writer.write(clip)
+    return writer.written
+
+
+def list_shards(source: str | Path | list) -> list[Path]:
+    """Shard paths from a directory, a glob pattern, a single .tar file or a list of those."""
+    if isinstance(source, (list, tuple)):
+        return [p for s in source for p in list_shards(s)]
+    source = str(source)
+    if os.path.isdir(source):
+        paths = sorted(Path(source).glob("*.tar"))
+    elif any(ch in source for ch in "*?["):
+        paths = sorted(Path(p) for p in glob.glob(source))
+    elif os.path.isfile(source):
+        paths = [Path(source)]
+    else:
+        raise FileNotFoundError(f"shards: {source} is neither a directory, a .tar file nor a matching pattern")
+    if not paths:
+        raise FileNotFoundError(f"shards: no .tar files in {source}")
+    return paths
+
+
+def iter_shard(path: str | Path, stats: ReadStats | None = None) -> Iterator[MultiViewClip]:
+    """Yield the clips of one shard. A corrupt sample is skipped and a truncated or unreadable shard ends
+    early, each with a warning and a count in ``stats``; every complete sample before it is kept."""
+    stats = stats if stats is not None else ReadStats()
+    stats.shards += 1
+    members: dict[str, bytes] = {}
+    key, kept = None, 0
+    try:
+        with tarfile.open(path, "r|") as tar:
+            for info in tar:
+                if not info.isfile():
+                    continue
+                name_key, _, suffix = info.name.partition(".")
+                if name_key != key:
+                    members, key = {}, name_key
+                members[suffix] = tar.extractfile(info).read()
+                if suffix == "json":
+                    try:
+                        clip = decode_clip(members, where=f"{path}: sample {key}")
+                    except ShardError as e:
+                        stats.skipped_samples += 1
+                        warnings.warn(f"skipping corrupt sample: {e}", stacklevel=2)
+                    else:
+                        stats.clips += 1
+                        kept += 1
+                        yield clip
+                    members, key = {}, None
+    except (tarfile.TarError, EOFError, OSError) as e:
+        stats.corrupt_shards += 1
+        warnings.warn(f"shard {path} is truncated or corrupt ({e}); kept its {kept} complete clips, "
+                      f"skipped the rest", stacklevel=2)

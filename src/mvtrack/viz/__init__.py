@@ -1,0 +1,9 @@
+"""Visualisation: track overlays, view grids, camera plots and video files."""
+
+from .cameras import plot_cameras
+from .clip import visualize_clip
+from .tracks import draw_tracks, tile_views, track_colors
+from .video import read_video, to_uint8_frames, write_gif, write_mp4
+
+__all__ = ["plot_cameras", "visualize_clip", "draw_tracks", "tile_views", "track_colors", "read_video", "to_uint8_frames", "write_gif",
+           "write_mp4"]

@@ -1,0 +1,52 @@
+"""Video files: MP4 (H.264 through PyAV, no system ffmpeg needed) and GIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+from einops import rearrange
+
+
+def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
+    """Float frames ``(T, 3, H, W)`` in [0, 1] to uint8 ``(T, H, W, 3)``."""
+    if video.dim() != 4 or video.shape[1] != 3:
+        raise ValueError(f"video: expected (T, 3, H, W), got {tuple(video.shape)}")
+    return (rearrange(video, "t c h w -> t h w c").clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
+    """Write uint8 frames ``(T, H, W, 3)`` as H.264 MP4 (sizes padded to even numbers, as the codec needs)."""
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames: expected uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, frames, plugin="pyav", codec="libx264", fps=fps, out_pixel_format="yuv420p")
+    return path
+
+
+def write_gif(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
+    """Write uint8 frames ``(T, H, W, 3)`` as a looping GIF."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, frames, duration=int(1000 / fps), loop=0)
+    return path
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Read a video file into uint8 ``(T, H, W, 3)``; raises ``ValueError`` naming the file if it is unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"video {path}: not found")
+    try:
+        frames = iio.imread(path, plugin="pyav") if path.suffix.lower() != ".gif" else iio.imread(path)
+    except Exception as e:  # decoders raise many types; the caller needs the file and the reason
+        raise ValueError(f"video {path}: cannot be decoded ({type(e).__name__}: {e})") from None
+    if frames.ndim != 4 or frames.shape[0] == 0:
+        raise ValueError(f"video {path}: expected frames (T, H, W, 3), got {frames.shape}")
+    return frames[..., :3]
