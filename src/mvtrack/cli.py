@@ -49,7 +49,7 @@ def synth(
     split: str = typer.Option("train", help="Seed stream: train, val or test (test is the held-out split)."),
     shards: int = typer.Option(64, min=1, help="Clips per shard."),
     baseline: str = typer.Option("mixed", help="Camera baseline between views: small, wide or mixed."),
-    batch: int = typer.Option(4, min=1, help="Clips rendered together."),
+    batch: int = typer.Option(0, min=0, help="Clips rendered together (0: 1 on CPU, where it is fastest; 64 on GPU)."),
     device: str = typer.Option("cpu", help="Render device, e.g. cpu or cuda."),
 ):
     """Render synthetic multi-view clips with exact tracks, depth and cameras into WebDataset tar shards."""
@@ -57,6 +57,7 @@ def synth(
     from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 
     height, width = parse_size(size)
+    batch = batch or (1 if device == "cpu" else 64)
     try:
         config = SynthConfig(views=views, frames=frames, height=height, width=width, num_tracks=tracks, baseline=baseline)
         seeds = [clip_seed(seed, i, split) for i in range(num)]

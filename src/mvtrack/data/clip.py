@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 
@@ -125,9 +125,8 @@ def collate(clips: list[MultiViewClip]) -> MultiViewClip:
         raise ValueError("collate: expected at least one clip")
     if any(c.batched for c in clips):
         raise ValueError("collate: expected unbatched clips")
-    names = {f.name for f in fields(MultiViewClip)} - {"meta"}
     out = {}
-    for name in names:
+    for name in SCHEMA:
         values = [getattr(c, name) for c in clips]
         if all(v is None for v in values):
             continue

@@ -20,12 +20,12 @@ class SyntheticDataset(IterableDataset):
         config: engine configuration.
         seed: base seed; ``split`` picks a disjoint seed stream (``test`` is the held-out one).
         num_clips: clips per epoch; None streams for ever.
-        render_batch: clips rendered together (the engine is faster in batches).
+        render_batch: clips rendered together (1 is fastest on CPU; use tens on a GPU).
         device: where to render; clips are yielded on that device.
     """
 
     def __init__(self, config: SynthConfig, seed: int = 0, split: str = "train", num_clips: int | None = None,
-                 render_batch: int = 4, device="cpu", start: int = 0):
+                 render_batch: int = 1, device="cpu", start: int = 0):
         clip_seed(seed, 0, split)  # validates the split name
         self.config, self.seed, self.split = config, seed, split
         self.num_clips, self.render_batch, self.device, self.start = num_clips, render_batch, device, start
