@@ -30,6 +30,7 @@ class Hits:
     instance: torch.Tensor
     local: torch.Tensor | None
     normal: torch.Tensor | None
+    groups: list | None = None  # instance_groups(scene, instance), reused by shade
 
 
 def _bounding_radius(kind: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
@@ -86,17 +87,18 @@ def _local_normals(kind: int, local: torch.Tensor, size: torch.Tensor) -> torch.
     return n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def instance_groups(scene: Scene, instance: torch.Tensor):
-    """Yield ``(b, i, kind, flat_index)`` for every instance present in ``instance (B, ...)``."""
+def instance_groups(scene: Scene, instance: torch.Tensor) -> list[tuple[int, int, int, torch.Tensor]]:
+    """``(b, i, kind, flat_index)`` for every instance present in ``instance (B, ...)``."""
     flat = instance.reshape(scene.batch_size, -1)
-    shapes = scene.shape.tolist()
-    for b in range(scene.batch_size):
-        for i, kind in enumerate(shapes[b]):
+    groups = []
+    for b, shapes in enumerate(scene.shape.tolist()):
+        for i, kind in enumerate(shapes):
             if kind < 0:
                 continue
             idx = (flat[b] == i).nonzero()[:, 0]
             if len(idx):
-                yield b, i, kind, idx
+                groups.append((b, i, kind, idx))
+    return groups
 
 
 def surface_normals(scene: Scene, instance: torch.Tensor, local: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
@@ -106,18 +108,7 @@ def surface_normals(scene: Scene, instance: torch.Tensor, local: torch.Tensor, r
     flat = local.reshape(B, -1, 3)
     for b, i, kind, idx in instance_groups(scene, instance):
         n[b, idx] = _local_normals(kind, flat[b, idx], scene.size[b, i])
-    return (rotation @ n.reshape_as(local)[..., None])[..., 0]
-
-
-def instance_poses(scene: Scene, instance: torch.Tensor, frames: torch.Tensor):
-    """Rotation ``(B, Q, P, 3, 3)`` and centre ``(B, Q, P, 3)`` of ``instance (B, Q, P)`` at ``frames (B, Q)``."""
-    B, Q, P = instance.shape
-    barange = torch.arange(B, device=instance.device)[:, None]
-    rot = scene.rotation[barange, :, frames].flatten(-2)  # (B, Q, I, 9)
-    ctr = scene.center[barange, :, frames]  # (B, Q, I, 3)
-    rot = rot.gather(2, instance[..., None].expand(B, Q, P, 9)).unflatten(-1, (3, 3))
-    ctr = ctr.gather(2, instance[..., None].expand(B, Q, P, 3))
-    return rot, ctr
+    return (rotation * n.reshape_as(local)[..., None, :]).sum(-1)
 
 
 def cast(scene: Scene, origins: torch.Tensor, dirs: torch.Tensor, frames: torch.Tensor, surface: bool = True) -> Hits:
@@ -172,19 +163,35 @@ def cast(scene: Scene, origins: torch.Tensor, dirs: torch.Tensor, frames: torch.
             depth, instance = flat_depth.view(B, Q, P), flat_instance.view(B, Q, P)
     if not surface:
         return Hits(depth=depth, instance=instance, local=None, normal=None)
-    # 3. Hit points in their instance's frame, and world normals.
-    rot, center = instance_poses(scene, instance, frames)  # (B, Q, P, 3, 3), (B, Q, P, 3)
-    points = origins[:, :, None] + depth[..., None] * dirs
-    local = ((points - center)[..., None, :] @ rot)[..., 0, :]  # R^T (p - c)
-    return Hits(depth=depth, instance=instance, local=local, normal=surface_normals(scene, instance, local, rot))
+    # 3. Hit points in their instance's frame, and world normals, one instance at a time (the ground and
+    #    the dome, most of the rays, need no pose).
+    points = (origins[:, :, None] + depth[..., None] * dirs).reshape(B, Q * P, 3)
+    local, normal = torch.empty_like(points), torch.empty_like(points)
+    groups = instance_groups(scene, instance)
+    for b, i, kind, idx in groups:
+        p = points[b, idx]
+        if kind in (DOME, GROUND):
+            local[b, idx] = p
+            normal[b, idx] = _local_normals(kind, p, scene.size[b, i])
+            continue
+        f = frames[b, idx // P]
+        rot, center = scene.rotation[b, i, f], scene.center[b, i, f]  # (S, 3, 3), (S, 3)
+        lp = ((p - center)[:, :, None] * rot).sum(1)  # R^T (p - c)
+        local[b, idx] = lp
+        normal[b, idx] = (rot * _local_normals(kind, lp, scene.size[b, i])[:, None, :]).sum(-1)
+    return Hits(depth=depth, instance=instance, local=local.view(B, Q, P, 3), normal=normal.view(B, Q, P, 3),
+                groups=groups)
 
 
-def shade(scene: Scene, instance: torch.Tensor, local: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
-    """Lambertian colour ``(B, ..., 3)`` in [0, 1] of surface points ``(B, ...)``; the dome is unlit (emissive)."""
+def shade(scene: Scene, instance: torch.Tensor, local: torch.Tensor, normal: torch.Tensor, groups=None) -> torch.Tensor:
+    """Lambertian colour ``(B, ..., 3)`` in [0, 1] of surface points ``(B, ...)``; the dome is unlit (emissive).
+
+    ``groups`` is ``instance_groups(scene, instance)`` when the caller has it already.
+    """
     B = scene.batch_size
     albedo = torch.zeros_like(local).reshape(B, -1, 3)
     flat = local.reshape(B, -1, 3)
-    for b, i, _, idx in instance_groups(scene, instance):
+    for b, i, _, idx in groups if groups is not None else instance_groups(scene, instance):
         albedo[b, idx] = evaluate_albedo(scene.textures, b, i, flat[b, idx])
     albedo = albedo.reshape_as(local)
     light = scene.light.reshape(B, *([1] * (instance.dim() - 1)), 3)
@@ -219,7 +226,7 @@ def render(scene: Scene, chunk_rays: int = 1 << 18):
         q = slice(q0, min(q0 + step, V * T))
         origins, dirs = pixel_rays(xy, w2c[:, q], K[:, q], normalize=False)  # (B, Qc, 3), (B, Qc, P, 3)
         hits = cast(scene, origins, dirs, frames[q].expand(B, -1))
-        rgb[:, q] = shade(scene, hits.instance, hits.local, hits.normal)
+        rgb[:, q] = shade(scene, hits.instance, hits.local, hits.normal, hits.groups)
         depth[:, q] = hits.depth
         instance[:, q] = hits.instance.to(torch.uint8)
     rgb = rearrange(rgb, "b (v t) (h w) c -> b v t c h w", v=V, h=H)
