@@ -40,7 +40,8 @@ def sample_queries(instance: torch.Tensor, num_tracks: int, generators: list[tor
                 continue
             u = torch.rand(n, generator=generators[b])
             picks.append(pool[(u * len(pool)).long().clamp(max=len(pool) - 1).to(pool.device)])
-        idx = torch.cat(picks)
+        # Shuffled, so that any prefix of the tracks is balanced too.
+        idx = torch.cat(picks)[torch.randperm(num_tracks, generator=generators[b]).to(instance.device)]
         v, rest = idx // (T * H * W), idx % (T * H * W)
         t, rest = rest // (H * W), rest % (H * W)
         y, x = rest // W, rest % W
