@@ -119,7 +119,3 @@ def viz(
                   if done else f"no readable clips in {source}")
     if not done:
         raise typer.Exit(1)
-
-
-def main():
-    app()
