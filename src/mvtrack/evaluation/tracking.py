@@ -1,0 +1,114 @@
+"""Point-tracking metrics, as google-deepmind/tapnet's ``compute_tapvid_metrics`` (METRICS.md).
+
+TAP-Vid's layout is used only here, at the evaluation boundary: ``query_points (B, N, 3)`` as (t, y, x),
+``tracks (B, N, T, 2)`` as (x, y), ``occluded (B, N, T)`` with True = occluded. ``to_tapvid`` converts
+mvtrack's ``(V, T, N, 2)`` / ``visible`` layout for one view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+THRESHOLDS = (1, 2, 4, 8, 16)
+QUERY_MODES = ("first", "strided")
+
+
+def to_tapvid(queries: np.ndarray, tracks: np.ndarray, visible: np.ndarray, view: int):
+    """mvtrack tracks of one view to TAP-Vid's layout.
+
+    Args:
+        queries: (N, 4) as (v, t, x, y); tracks: (V, T, N, 2) pixels; visible: (V, T, N) bool.
+        view: which view to take.
+
+    Returns:
+        query_points (N, 3) as (t, y, x) with the query's position in ``view`` at its query frame,
+        tracks (N, T, 2) as (x, y), occluded (N, T) bool.
+    """
+    t = np.asarray(queries)[:, 1]
+    tr = np.asarray(tracks)[view]  # (T, N, 2)
+    n = np.arange(tr.shape[1])
+    xy = tr[np.round(t).astype(int), n]  # (N, 2)
+    query_points = np.stack([t, xy[:, 1], xy[:, 0]], -1)
+    return query_points, tr.transpose(1, 0, 2), ~np.asarray(visible)[view].T
+
+
+def tapvid_metrics(
+    query_points: np.ndarray,
+    gt_occluded: np.ndarray,
+    gt_tracks: np.ndarray,
+    pred_occluded: np.ndarray,
+    pred_tracks: np.ndarray,
+    query_mode: str = "first",
+    image_size: tuple[int, int] | None = None,
+) -> dict[str, np.ndarray]:
+    """TAP-Vid metrics per video.
+
+    Args:
+        query_points: (B, N, 3) or (N, 3) as (t, y, x).
+        gt_occluded, pred_occluded: (B, N, T) or (N, T) bool, True = occluded.
+        gt_tracks, pred_tracks: (B, N, T, 2) or (N, T, 2) as (x, y) pixels.
+        query_mode: ``first`` scores frames strictly after the query frame; ``strided`` every frame but it.
+        image_size: (H, W) of the frames; when given, coordinates are first scaled to 256 x 256 by pure
+            multiplication, as published TAP-Vid numbers are. None scores in the given pixels.
+
+    Returns:
+        ``occlusion_accuracy``, ``pts_within_{d}`` and ``jaccard_{d}`` for d in 1, 2, 4, 8, 16,
+        ``average_pts_within_thresh`` (delta_avg) and ``average_jaccard`` (AJ), each of shape (B,)
+        (or scalar arrays for unbatched input); 0/0 gives NaN.
+    """
+    if query_mode not in QUERY_MODES:
+        raise ValueError(f"query_mode: expected one of {QUERY_MODES}, got {query_mode!r}")
+    arrays = [np.asarray(a) for a in (query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)]
+    unbatched = arrays[0].ndim == 2
+    if unbatched:
+        arrays = [a[None] for a in arrays]
+    query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks = arrays
+    B, N, T = gt_occluded.shape
+    for name, a, shape in (("query_points", query_points, (B, N, 3)), ("pred_occluded", pred_occluded, (B, N, T)),
+                           ("gt_tracks", gt_tracks, (B, N, T, 2)), ("pred_tracks", pred_tracks, (B, N, T, 2))):
+        if a.shape != shape:
+            raise ValueError(f"{name}: expected {shape}, got {a.shape}")
+    gt_tracks = gt_tracks.astype(np.float64)
+    pred_tracks = pred_tracks.astype(np.float64)
+    if image_size is not None:
+        H, W = image_size
+        scale = np.array([256.0 / W, 256.0 / H])
+        gt_tracks, pred_tracks = gt_tracks * scale, pred_tracks * scale
+
+    eye = np.eye(T, dtype=np.int32)
+    frames_of_query = np.cumsum(eye, axis=1) - eye if query_mode == "first" else 1 - eye
+    query_frame = np.round(query_points[..., 0]).astype(np.int32)  # numpy rounds half to even, as tapnet
+    evaluated = frames_of_query[query_frame] > 0  # (B, N, T)
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        metrics = {"occlusion_accuracy": np.sum((pred_occluded == gt_occluded) & evaluated, (1, 2)) / np.sum(evaluated, (1, 2))}
+        visible, pred_visible = ~gt_occluded, ~pred_occluded
+        dist2 = np.sum((pred_tracks - gt_tracks) ** 2, -1)
+        within_all, jaccard_all = [], []
+        for d in THRESHOLDS:
+            within = dist2 < d * d
+            correct = within & visible
+            gt_positives = np.sum(visible & evaluated, (1, 2))
+            frac = np.sum(correct & evaluated, (1, 2)) / gt_positives
+            tp = np.sum(correct & pred_visible & evaluated, (1, 2))
+            fp = np.sum(((~visible) | ~within) & pred_visible & evaluated, (1, 2))
+            jac = tp / (gt_positives + fp)
+            metrics[f"pts_within_{d}"], metrics[f"jaccard_{d}"] = frac, jac
+            within_all.append(frac)
+            jaccard_all.append(jac)
+    metrics["average_pts_within_thresh"] = np.mean(np.stack(within_all, 1), 1)
+    metrics["average_jaccard"] = np.mean(np.stack(jaccard_all, 1), 1)
+    if unbatched:
+        metrics = {k: v[0] for k, v in metrics.items()}
+    return metrics
+
+
+def track_epe(pred_tracks: np.ndarray, gt_tracks: np.ndarray, gt_visible: np.ndarray) -> float:
+    """Mean end-point error in pixels over ground-truth-visible points; NaN when none is visible.
+
+    Args:
+        pred_tracks, gt_tracks: (..., 2) pixels; gt_visible: (...) bool.
+    """
+    err = np.linalg.norm(np.asarray(pred_tracks, np.float64) - np.asarray(gt_tracks, np.float64), axis=-1)
+    vis = np.asarray(gt_visible, bool)
+    return float(err[vis].mean()) if vis.any() else float("nan")

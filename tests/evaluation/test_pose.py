@@ -1,0 +1,68 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mvtrack.evaluation import angle_error_mat, camera_errors, estimate_pose, pose_auc, relative_pose_error
+from mvtrack.geometry import axis_angle_to_matrix, look_at, project, relative_pose
+from mvtrack.geometry import trajectories as traj
+
+
+def test_pose_auc_by_hand():
+    assert pose_auc([1, 3], [5])[0] == pytest.approx(0.75)
+    assert pose_auc([1, 3], [10])[0] == pytest.approx(0.875)  # (0.25 + 1.5 + 7) / 10
+    assert pose_auc([5, 6], [5])[0] == 0.0  # errors at the threshold are not below it
+    assert pose_auc([0.0, float("inf")], [5])[0] == pytest.approx(0.5)
+
+
+def _rot(axis, degrees):
+    return axis_angle_to_matrix(torch.tensor(axis, dtype=torch.float64), torch.tensor(math.radians(degrees))).numpy()
+
+
+def _orbit(T=16):
+    start = look_at(torch.tensor([5.0, 0.0, 2.0], dtype=torch.float64), torch.zeros(3, dtype=torch.float64))
+    return traj.orbit(start, T, degrees=60, center=torch.zeros(3, dtype=torch.float64)).numpy()
+
+
+def test_rot_err_of_ten_degrees_on_fifteen_frames():
+    gt = _orbit()
+    gen = gt.copy()
+    gen[1:, :3, :3] = gen[1:, :3, :3] @ _rot([0.3, 1.0, 0.2], 10)  # every frame after the first, 10 degrees off
+    e = camera_errors(gen, gt)
+    assert e["RotErr"] == pytest.approx(15 * math.radians(10), abs=1e-6)  # arccos of a float64 trace
+    assert e["mRotErr"] == pytest.approx(math.radians(10), abs=1e-7)
+    # Rotation-only differences: |R_a - R_b|_F = 2 sqrt(2) sin(theta / 2); relative translations differ too.
+    assert e["CamMC"] >= 15 * 2 * math.sqrt(2) * math.sin(math.radians(5)) - 1e-9
+
+
+def test_translation_normalisation():
+    gt = np.tile(np.eye(4), (16, 1, 1))
+    gt[:, 0, 3] = np.arange(16)
+    gen = gt.copy()
+    gen[:, 0, 3] *= 2  # same path, twice the scale
+    assert camera_errors(gen, gt, "rel")["TransErr"] == pytest.approx(0.0, abs=1e-7)
+    assert camera_errors(gen, gt, "none")["TransErr"] == pytest.approx(120.0)  # sum of i for i < 16
+    assert camera_errors(gen, gt, "gt")["TransErr"] == pytest.approx(120.0 / 15)
+    assert camera_errors(gt, gt)["CamMC"] == 0.0
+    with pytest.raises(ValueError, match="normalization"):
+        camera_errors(gen, gt, "max")
+    with pytest.raises(ValueError, match="NaN"):
+        camera_errors(gen * np.nan, gt)
+
+
+def test_estimate_pose_recovers_the_relative_pose():
+    g = torch.Generator().manual_seed(0)
+    pts = (torch.rand(200, 3, generator=g, dtype=torch.float64) - 0.5) * 3
+    w2c0 = torch.linalg.inv(look_at(torch.tensor([5.0, 1.0, 1.5], dtype=torch.float64), torch.zeros(3, dtype=torch.float64)))
+    w2c1 = torch.linalg.inv(look_at(torch.tensor([4.0, 3.0, 2.0], dtype=torch.float64), torch.zeros(3, dtype=torch.float64)))
+    K = torch.tensor([[120.0, 0, 63.5], [0, 118.0, 63.5], [0, 0, 1]], dtype=torch.float64)
+    x0, _ = project(pts, w2c0, K)
+    x1, _ = project(pts, w2c1, K)
+    R, t, inliers = estimate_pose(x0.numpy(), x1.numpy(), K.numpy(), K.numpy(), thresh=0.5)
+    T = relative_pose(w2c0, w2c1).numpy()
+    t_err, R_err = relative_pose_error(T, R, t)
+    assert R_err < 0.01 and t_err < 0.05 and inliers.mean() > 0.95
+    assert relative_pose_error(T, None, None) == (math.inf, math.inf)
+    assert estimate_pose(x0[:4].numpy(), x1[:4].numpy(), K.numpy(), K.numpy()) is None
+    assert angle_error_mat(np.eye(3), _rot([0, 0, 1], 30)) == pytest.approx(30)
