@@ -32,8 +32,10 @@ def test_rot_err_of_ten_degrees_on_fifteen_frames():
     e = camera_errors(gen, gt)
     assert e["RotErr"] == pytest.approx(15 * math.radians(10), abs=1e-6)  # arccos of a float64 trace
     assert e["mRotErr"] == pytest.approx(math.radians(10), abs=1e-7)
-    # Rotation-only differences: |R_a - R_b|_F = 2 sqrt(2) sin(theta / 2); relative translations differ too.
-    assert e["CamMC"] >= 15 * 2 * math.sqrt(2) * math.sin(math.radians(5)) - 1e-9
+    # Only rotations differ (relative translations R0^T (t_i - t_0) are untouched), and
+    # |R_a - R_b|_F = 2 sqrt(2) sin(theta / 2) per frame.
+    assert e["CamMC"] == pytest.approx(15 * 2 * math.sqrt(2) * math.sin(math.radians(5)), abs=1e-6)
+    assert e["TransErr"] == pytest.approx(0.0, abs=1e-9)
 
 
 def test_translation_normalisation():
