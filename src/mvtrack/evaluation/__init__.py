@@ -1,10 +1,11 @@
 """Evaluation: metric functions on numpy arrays (no model code), with the conventions of METRICS.md."""
 
+from .optical_flow import flow_tracks
 from .image import psnr, ssim, temporal_flickering
 from .pose import angle_error_mat, angle_error_vec, camera_errors, estimate_pose, pose_auc, relative_pose_error
 from .tracking import tapvid_metrics, to_tapvid, track_epe
 
 __all__ = [
-    "psnr", "ssim", "temporal_flickering", "angle_error_mat", "angle_error_vec", "camera_errors", "estimate_pose",
+    "flow_tracks", "psnr", "ssim", "temporal_flickering", "angle_error_mat", "angle_error_vec", "camera_errors", "estimate_pose",
     "pose_auc", "relative_pose_error", "tapvid_metrics", "to_tapvid", "track_epe",
 ]
