@@ -101,16 +101,6 @@ def instance_groups(scene: Scene, instance: torch.Tensor) -> list[tuple[int, int
     return groups
 
 
-def surface_normals(scene: Scene, instance: torch.Tensor, local: torch.Tensor, rotation: torch.Tensor) -> torch.Tensor:
-    """World unit normals ``(B, ..., 3)`` at instance-frame points ``local (B, ..., 3)`` rotated by ``rotation (B, ..., 3, 3)``."""
-    B = scene.batch_size
-    n = torch.zeros_like(local).reshape(B, -1, 3)
-    flat = local.reshape(B, -1, 3)
-    for b, i, kind, idx in instance_groups(scene, instance):
-        n[b, idx] = _local_normals(kind, flat[b, idx], scene.size[b, i])
-    return (rotation * n.reshape_as(local)[..., None, :]).sum(-1)
-
-
 def cast(scene: Scene, origins: torch.Tensor, dirs: torch.Tensor, frames: torch.Tensor, surface: bool = True) -> Hits:
     """Nearest hit of every ray of bundles ``origins (B, Q, 3)``, ``dirs (B, Q, P, 3)`` at ``frames (B, Q)``.
 

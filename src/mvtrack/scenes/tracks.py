@@ -83,7 +83,7 @@ def sample_tracks(scene: Scene, instance: torch.Tensor, num_tracks: int, generat
     tracks3d, track_instance = lift_queries(scene, queries)
     barange = torch.arange(scene.batch_size, device=queries.device)[:, None]
     q = queries.long()
-    centre = queries[..., 2:].round()
+    centre = (queries[..., 2:] + 0.5).floor()  # jitter is in [-0.5, 0.5): this is the sampled pixel
     wanted = instance[barange, q[..., 0], q[..., 1], centre[..., 1].long(), centre[..., 0].long()] >= 2
     moved = wanted != (track_instance >= 2)
     if moved.any():
