@@ -25,3 +25,25 @@ def random_points():
 
 def deg(x):
     return math.radians(x)
+
+
+def make_tiny_vae():
+    """A Wan VAE small enough for CPU tests: 4 latent channels, 8x spatial and 4x temporal compression."""
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(0)
+    return AutoencoderKLWan(base_dim=8, z_dim=4, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                            latents_mean=[0.1, -0.2, 0.0, 0.3], latents_std=[1.5, 2.0, 1.0, 0.5]).eval()
+
+
+@pytest.fixture
+def wan_root(tmp_path):
+    """A Wan2.1-style diffusers root (transformer/ + vae/) with tiny random weights; returns (path, wan)."""
+    from diffusers import WanTransformer3DModel
+
+    from mvtrack.models import PRESETS
+
+    wan = WanTransformer3DModel(**{**PRESETS["tiny"], "in_channels": 4, "out_channels": 4, "patch_size": (1, 2, 2)})
+    wan.save_pretrained(tmp_path / "wan" / "transformer")
+    make_tiny_vae().save_pretrained(tmp_path / "wan" / "vae")
+    return tmp_path / "wan", wan

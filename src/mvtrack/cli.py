@@ -119,3 +119,141 @@ def viz(
                   if done else f"no readable clips in {source}")
     if not done:
         raise typer.Exit(1)
+
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "mvtrack-S"
+
+
+def _default_model() -> str:
+    return str(DEFAULT_MODEL)
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., help="YAML training config, e.g. configs/camera_only_S.yaml."),
+    set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set max_steps=100 --set data.frames=4."),
+    resume: bool = typer.Option(True, help="Resume from the latest checkpoint in output_dir if there is one."),
+):
+    """Train a model (one process, or several under `accelerate launch`)."""
+    from mvtrack.training import TrainConfig, Trainer
+
+    try:
+        cfg = TrainConfig.from_yaml(config, set_)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e)) from None
+    metrics = Trainer(cfg, resume=resume).train()
+    console.print(f"done: {metrics}; weights (EMA) in {Path(cfg.output_dir) / 'final'}")
+
+
+def _load_pipeline(model: str):
+    from mvtrack.pipelines import MultiViewPipeline
+
+    try:
+        pipe = MultiViewPipeline.from_model(model)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--model") from None
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@app.command()
+def demo(
+    model: str = typer.Option(_default_model(), help="Model directory or preset (default: the embedded mvtrack-S)."),
+    out: Path = typer.Option(Path("outputs/demo"), help="Output directory."),
+    clips: int = typer.Option(4, min=1, help="Held-out synthetic clips to re-render."),
+    steps: int = typer.Option(25, min=1, help="Denoising steps."),
+    seed: int = typer.Option(0, help="Held-out stream seed (test split)."),
+    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
+    size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
+):
+    """Re-render held-out synthetic clips (view 0 given, view 1 generated) and score them against ground truth."""
+    from rich.table import Table
+
+    from mvtrack.runners import RerenderSettings, rerender_heldout
+
+    pipe = _load_pipeline(model)
+    height, width = parse_size(size) if size else (None, None)
+    settings = RerenderSettings.for_model(model, num_clips=clips, steps=steps, seed=seed, frames=frames,
+                                          height=height, width=width)
+    start = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("re-rendering", total=clips)
+        result = rerender_heldout(pipe, settings, out, progress=lambda n: progress.advance(task, n))
+    table = Table(title=f"held-out re-rendering, {clips} clips, {settings.height}x{settings.width}, {settings.frames} frames")
+    for col in ("method", "PSNR (dB)", "SSIM"):
+        table.add_column(col)
+    names = {"model": f"model ({Path(model).name})", "copy_source": "copy source view",
+             "depth_warp": "GT-depth warp (upper ref.)"}
+    for m, row in result["mean"].items():
+        table.add_row(names[m], f"{row['psnr']:.2f}", f"{row['ssim']:.3f}")
+    console.print(table)
+    console.print(f"wrote {out}/clip_*.mp4 (source | generated | ground truth), contact_sheet.png and metrics.json "
+                  f"in {time.perf_counter() - start:.1f} s")
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., help="Output directory."),
+    video: Path = typer.Option(None, help="Source video (MP4, GIF or a folder of frames): re-render it along --target."),
+    image: Path = typer.Option(None, help="A first frame: generate every view from it (image-to-video)."),
+    cameras: Path = typer.Option(None, help="RealEstate10K camera file of the source (default: a static camera)."),
+    target: list[str] = typer.Option(["orbit:15"], help="Target trajectory per generated view: a RealEstate10K file "
+                                     "or NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, static)."),
+    model: str = typer.Option(_default_model(), help="Model directory or preset (default: the embedded mvtrack-S)."),
+    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
+    size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
+    fov: float = typer.Option(55.0, help="Horizontal field of view in degrees when no camera file is given."),
+    steps: int = typer.Option(25, min=1, help="Denoising steps."),
+    seed: int = typer.Option(0, help="Seed of the initial noise."),
+    joint: bool = typer.Option(False, help="Generate all targets in one pass instead of one (source, target) pair each."),
+    fps: int = typer.Option(8, min=1),
+):
+    """Generate new views of a video along camera trajectories, or N views from a first frame."""
+    import torch
+
+    from mvtrack.runners import RerenderSettings, load_frames, source_cameras, target_cameras
+    from mvtrack.viz import tile_views, to_uint8_frames, write_mp4
+
+    if (video is None) == (image is None):
+        raise typer.BadParameter("give exactly one of --video (re-render) or --image (image-to-video)")
+    defaults = RerenderSettings.for_model(model)
+    num_frames = frames or defaults.frames
+    hw = parse_size(size) if size else (defaults.height, defaults.width)
+    pipe = _load_pipeline(model)
+    try:
+        src_frames = load_frames(video or image, 1 if image else num_frames, hw)
+        w2c0, K0 = source_cameras(cameras, num_frames, hw, fov)
+        targets = [target_cameras(t, w2c0, K0, hw, torch.Generator().manual_seed(seed + i)) for i, t in enumerate(target)]
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    source = torch.zeros(num_frames, 3, *hw)
+    source[: src_frames.shape[0]] = src_frames
+    groups = [list(range(len(targets)))] if joint or image else [[i] for i in range(len(targets))]
+    generated = [None] * len(targets)
+    source_out = source
+    with _progress() as progress:
+        task = progress.add_task("generating", total=len(groups))
+        for group in groups:
+            w2c = torch.stack([w2c0] + [targets[i][0] for i in group])[None]  # (1, V, T, 4, 4)
+            K = torch.stack([K0] + [targets[i][1] for i in group])[None]
+            vid = torch.zeros(1, len(group) + 1, num_frames, 3, *hw)
+            vid[0, 0] = source
+            observed = torch.zeros(1, len(group) + 1, num_frames, dtype=torch.bool)
+            observed[0, 0, : src_frames.shape[0] if image else num_frames] = True
+            try:
+                result = pipe(w2c, K, vid, observed, num_inference_steps=steps,
+                              generator=torch.Generator().manual_seed(seed)).video[0].cpu()
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
+            if image:
+                source_out = result[0]
+            for j, i in enumerate(group):
+                generated[i] = result[j + 1]
+            progress.advance(task)
+    out.mkdir(parents=True, exist_ok=True)
+    views = [to_uint8_frames(source_out)] + [to_uint8_frames(g) for g in generated]
+    write_mp4(out / "view_00_source.mp4", views[0], fps)
+    for i, frames_i in enumerate(views[1:], 1):
+        write_mp4(out / f"view_{i:02d}.mp4", frames_i, fps)
+    write_mp4(out / "grid.mp4", tile_views(views, columns=len(views)), fps)
+    console.print(f"wrote {len(views)} views and grid.mp4 (source | " + " | ".join(target) + f") to {out}")

@@ -1,0 +1,133 @@
+"""The multi-view backbone: diffusers' Wan DiT over views concatenated along frames, with camera conditioning.
+
+Each view is *observed* (clean tokens, timestep 0) or *generated* (noised, its own timestep). The timestep is
+given per view and frame and reaches every token through Wan's per-token modulation (the mechanism Wan2.2 TI2V
+uses for its clean first frame), so one model covers re-rendering, image-to-video and joint N-view generation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import ConfigMixin, ModelMixin, WanTransformer3DModel
+from diffusers.configuration_utils import register_to_config
+from diffusers.utils import BaseOutput
+from einops import rearrange, repeat
+from torch import nn
+
+from .camera import CameraEncoder
+
+
+@dataclass
+class MultiViewTransformerOutput(BaseOutput):
+    """sample: (B, V, F, C, h, w), the predicted flow velocity (noise - data) of every frame."""
+
+    sample: torch.Tensor
+
+
+class MultiViewTransformer(ModelMixin, ConfigMixin):
+    """Wan DiT for V synchronised views, conditioned on per-pixel Plücker rays.
+
+    Args:
+        wan_config: keyword arguments of ``diffusers.WanTransformer3DModel`` (its config; temporal patch must be 1
+            so that every token belongs to one view and frame).
+        camera_channels: channels of the camera map (6 for Plücker rays).
+        context_tokens: length of the learned null context used when no text embedding is given; Wan's
+            cross-attention is kept as is so that pretrained Wan weights load unchanged.
+    """
+
+    _supports_gradient_checkpointing = True
+    _no_split_modules = ["WanTransformerBlock"]
+    _keep_in_fp32_modules = WanTransformer3DModel._keep_in_fp32_modules
+
+    @register_to_config
+    def __init__(self, wan_config: dict, camera_channels: int = 6, context_tokens: int = 1):
+        super().__init__()
+        if tuple(wan_config.get("patch_size", (1, 2, 2)))[0] != 1:
+            raise ValueError(f"wan_config.patch_size: expected temporal patch 1, got {wan_config['patch_size']}")
+        self.wan = WanTransformer3DModel(**wan_config)
+        wan = self.wan.config
+        dim = wan.num_attention_heads * wan.attention_head_dim
+        self.camera_encoder = CameraEncoder(camera_channels, dim, tuple(wan.patch_size), wan.num_layers)
+        self.null_context = nn.Parameter(torch.randn(1, context_tokens, wan.text_dim) * 0.02)
+        self.gradient_checkpointing = False
+
+    @classmethod
+    def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):
+        """Wrap a (pretrained) Wan transformer; the new camera branch starts at zero, the Wan weights are copied."""
+        model = cls(dict(wan.config), camera_channels, context_tokens)
+        model.wan.load_state_dict(wan.state_dict())
+        return model.to(wan.dtype)
+
+    @property
+    def patch_size(self) -> tuple[int, int, int]:
+        return tuple(self.wan.config.patch_size)
+
+    @property
+    def in_channels(self) -> int:
+        return self.wan.config.in_channels
+
+    def forward(
+        self,
+        sample: torch.Tensor,
+        timestep: torch.Tensor,
+        camera: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> MultiViewTransformerOutput | tuple:
+        """Predict the flow velocity of every frame of every view.
+
+        Args:
+            sample: (B, V, F, C, h, w) frames (pixels in [-1, 1] or latents), noised where generated.
+            timestep: (B, V, F) in [0, 1000]: sigma * 1000 for generated frames, 0 for observed ones.
+            camera: (B, V, F, 6, h, w) Plücker rays (``camera_condition``) at the sample's resolution.
+            encoder_hidden_states: optional (B, S, text_dim) text embedding; the learned null context otherwise.
+
+        Returns:
+            ``MultiViewTransformerOutput`` with sample (B, V, F, C, h, w).
+        """
+        wan = self.wan
+        B, V, F, C, h, w = sample.shape
+        _, ph, pw = self.patch_size
+        if timestep.shape != (B, V, F):
+            raise ValueError(f"timestep: expected (B, V, F) = {(B, V, F)}, got {tuple(timestep.shape)}")
+        if camera.shape[:3] != (B, V, F) or camera.shape[-2:] != (h, w):
+            raise ValueError(f"camera: expected {(B, V, F)} + (C, {h}, {w}), got {tuple(camera.shape)}")
+        if h % ph or w % pw:
+            raise ValueError(f"sample: height and width must be multiples of the patch {ph}x{pw}, got {h}x{w}")
+        tokens_per_frame = (h // ph) * (w // pw)
+
+        # 1. Patch & position embedding (views follow one another along the frame axis, as in ReCamMaster)
+        x = rearrange(sample, "b v f c h w -> b c (v f) h w")
+        rotary_emb = wan.rope(x)
+        x = wan.patch_embedding(x)  # (B, D, V*F, h', w')
+        x = rearrange(x, "b d f h w -> b (f h w) d").contiguous()  # (B, L, D)
+        cam = self.camera_encoder(rearrange(camera.to(x.dtype), "b v f c h w -> b c (v f) h w"))  # (B, L, D)
+
+        # 2. Timestep (per view and frame, broadcast to its tokens) and context embeddings
+        if encoder_hidden_states is None:
+            encoder_hidden_states = self.null_context.expand(B, -1, -1)
+        temb, timestep_proj, context, _ = wan.condition_embedder(
+            timestep.reshape(-1), encoder_hidden_states.to(x.dtype), None, timestep_seq_len=V * F
+        )  # temb (B, V*F, D), timestep_proj (B, V*F, 6D)
+        temb = repeat(temb, "b f d -> b (f n) d", n=tokens_per_frame)  # (B, L, D)
+        timestep_proj = repeat(timestep_proj, "b f (k d) -> b (f n) k d", n=tokens_per_frame, k=6)  # (B, L, 6, D)
+
+        # 3. Transformer blocks, each preceded by its zero-initialised camera projection
+        for block, proj in zip(wan.blocks, self.camera_encoder.block_proj):
+            x = x + proj(cam)
+            if torch.is_grad_enabled() and self.gradient_checkpointing:
+                x = self._gradient_checkpointing_func(block, x, context, timestep_proj, rotary_emb)
+            else:
+                x = block(x, context, timestep_proj, rotary_emb)
+
+        # 4. Output norm, projection & unpatchify
+        shift, scale = (wan.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
+        x = (wan.norm_out(x.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(x)
+        x = wan.proj_out(x)  # (B, L, p_h*p_w*C)
+        out = rearrange(x, "b (v f h w) (ph pw c) -> b v f c (h ph) (w pw)", v=V, f=F, h=h // ph, w=w // pw,
+                        ph=ph, pw=pw)
+        if not return_dict:
+            return (out,)
+        return MultiViewTransformerOutput(sample=out)

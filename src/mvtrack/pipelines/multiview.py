@@ -1,0 +1,184 @@
+"""MultiViewPipeline: camera-controlled multi-view video generation with any observed/generated layout."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
+from diffusers.utils import BaseOutput
+
+from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
+
+LAYOUTS = ("rerender", "i2v", "joint")
+
+
+def observed_layout(layout: str, batch: int, views: int, frames: int) -> torch.Tensor:
+    """(B, V, T) bool for a named layout: rerender = view 0 observed, i2v = frame 0 of view 0, joint = none."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"observed: expected a (B, V, T) bool tensor or one of {LAYOUTS}, got {layout!r}")
+    observed = torch.zeros(batch, views, frames, dtype=torch.bool)
+    if layout == "rerender":
+        if views < 2:
+            raise ValueError("observed='rerender' needs at least 2 views (view 0 is the source)")
+        observed[:, 0] = True
+    elif layout == "i2v":
+        observed[:, 0, 0] = True
+    return observed
+
+
+@dataclass
+class MultiViewPipelineOutput(BaseOutput):
+    """video: (B, V, T, 3, H, W) in [0, 1], observed frames included."""
+
+    video: torch.Tensor
+
+
+class MultiViewPipeline(DiffusionPipeline):
+    """Generate the unobserved frames of V views, each following its own camera trajectory.
+
+    Args:
+        transformer: a ``MultiViewTransformer``.
+        scheduler: a diffusers flow-matching scheduler (``FlowMatchEulerDiscreteScheduler``; Wan's
+            ``UniPCMultistepScheduler`` with flow prediction also works).
+        vae: ``AutoencoderKLWan`` for latent-space models, None for pixel space.
+    """
+
+    model_cpu_offload_seq = "transformer->vae"
+
+    def __init__(self, transformer: MultiViewTransformer, scheduler, vae=None):
+        super().__init__()
+        self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
+
+    @property
+    def codec(self) -> PixelCodec | WanVAECodec:
+        return WanVAECodec(self.vae) if self.vae is not None else PixelCodec()
+
+    @classmethod
+    def from_model(cls, spec: str | Path, torch_dtype: torch.dtype | None = None, shift: float | None = None):
+        """Build from a preset or local model directory (see ``mvtrack.models.load_model``).
+
+        The scheduler is read from ``spec/scheduler`` when present; otherwise Euler flow matching with ``shift``,
+        by default the ``flow_shift`` the model was trained with (``spec/mvtrack.json``), else 1.
+        """
+        model, codec = load_model(spec, torch_dtype)
+        scheduler = None
+        scheduler_dir = Path(spec) / "scheduler"
+        if (scheduler_dir / "scheduler_config.json").is_file():
+            import diffusers
+
+            name = json.loads((scheduler_dir / "scheduler_config.json").read_text()).get("_class_name")
+            if not hasattr(diffusers, str(name)):
+                raise ValueError(f"{scheduler_dir}: unknown scheduler class {name!r}")
+            scheduler = getattr(diffusers, name).from_pretrained(scheduler_dir)
+            if shift is not None:
+                scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift=shift)
+        if scheduler is None:
+            meta = Path(spec) / "mvtrack.json"
+            if shift is None and meta.is_file():
+                shift = json.loads(meta.read_text()).get("flow_shift")
+            scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0 if shift is None else shift)
+        vae = codec.vae if isinstance(codec, WanVAECodec) else None
+        return cls(transformer=model, scheduler=scheduler, vae=vae)
+
+    def check_inputs(self, video, w2c, K, observed, height, width, num_inference_steps):
+        if w2c.dim() != 5 or w2c.shape[-2:] != (4, 4):
+            raise ValueError(f"w2c: expected (B, V, T, 4, 4), got {tuple(w2c.shape)}")
+        B, V, T = w2c.shape[:3]
+        if K.shape != (B, V, T, 3, 3):
+            raise ValueError(f"K: expected {(B, V, T, 3, 3)}, got {tuple(K.shape)}")
+        if observed.shape != (B, V, T) or observed.dtype != torch.bool:
+            raise ValueError(f"observed: expected a bool tensor of shape {(B, V, T)}, got {observed.dtype} {tuple(observed.shape)}")
+        if observed.any():
+            if video is None:
+                raise ValueError("video: observed frames need pixels; pass video (B, V, T, 3, H, W) in [0, 1]")
+            if video.shape != (B, V, T, 3, height, width):
+                raise ValueError(f"video: expected {(B, V, T, 3, height, width)}, got {tuple(video.shape)}")
+            seen = video[observed.to(video.device)]
+            if not torch.isfinite(seen).all():
+                raise ValueError("video: observed frames contain NaN or infinite values")
+            if seen.min() < 0 or seen.max() > 1:
+                raise ValueError(f"video: expected values in [0, 1], got [{seen.min():.3f}, {seen.max():.3f}]")
+        multiple = self.codec.spatial_factor * self.transformer.patch_size[1]
+        if height % multiple or width % multiple:
+            raise ValueError(f"height, width: expected multiples of {multiple} for this model, got {height} x {width}")
+        self.codec.check_frames(T)
+        if num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps: expected >= 1, got {num_inference_steps}")
+
+    def prepare_latents(self, shape, generator, device, dtype) -> torch.Tensor:
+        """Unit Gaussian noise of ``shape`` (B, V, F, C, h, w), drawn on the CPU so results match across devices."""
+        return torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        w2c: torch.Tensor,
+        K: torch.Tensor,
+        video: torch.Tensor | None = None,
+        observed: torch.Tensor | str = "rerender",
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 25,
+        generator: torch.Generator | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        return_dict: bool = True,
+    ) -> MultiViewPipelineOutput | tuple:
+        """Generate.
+
+        Args:
+            w2c: (B, V, T, 4, 4) OpenCV world-to-camera of every view and frame (observed or not).
+            K: (B, V, T, 3, 3) pixel intrinsics for a ``height x width`` frame.
+            video: (B, V, T, 3, H, W) in [0, 1]; only observed frames are read (others may be zeros).
+            observed: (B, V, T) bool, or ``rerender`` / ``i2v`` / ``joint``.
+            height, width: frame size; taken from ``video`` when omitted.
+            num_inference_steps: Euler steps of the flow ODE.
+            generator: CPU ``torch.Generator`` for the initial noise.
+            encoder_hidden_states: optional (B, S, text_dim) text embedding (Wan2.1); the null context otherwise.
+
+        Returns:
+            ``MultiViewPipelineOutput`` with video (B, V, T, 3, H, W) in [0, 1].
+        """
+        B, V, T = w2c.shape[:3]
+        if height is None or width is None:
+            if video is None:
+                raise ValueError("height, width: required when no video is given")
+            height, width = video.shape[-2:]
+        if isinstance(observed, str):
+            observed = observed_layout(observed, B, V, T)
+        self.check_inputs(video, w2c, K, observed, height, width, num_inference_steps)
+        device, dtype, codec = self._execution_device, self.transformer.dtype, self.codec
+
+        # 1. Cameras -> Plücker rays at the model's resolution, one per model frame
+        frames = codec.camera_frames(T)
+        h, w = height // codec.spatial_factor, width // codec.spatial_factor
+        camera = camera_condition(w2c[:, :, frames], K[:, :, frames], (height, width), (h, w)).to(device, dtype)
+        # a model frame is observed only if every video frame it encodes is
+        obs = torch.stack([observed[:, :, max(0, f - codec.temporal_factor + 1): f + 1].all(-1) for f in frames.tolist()], -1)
+        obs = obs.to(device)  # (B, V, F)
+
+        # 2. Observed frames encoded; everything else starts from noise
+        F = len(frames)
+        shape = (B, V, F, codec.channels, h, w)
+        clean = codec.encode(video.to(device)).to(dtype) if obs.any() else torch.zeros(shape, device=device, dtype=dtype)
+        latents = self.prepare_latents(shape, generator, device, dtype)
+        mask = obs[..., None, None, None]
+
+        # 3. Denoising loop: observed frames are fed clean with timestep 0 at every step
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
+            model_input = torch.where(mask, clean, latents)
+            timestep = torch.where(obs, torch.zeros((), device=device), t.to(device).float())  # (B, V, F)
+            velocity = self.transformer(model_input, timestep, camera, encoder_hidden_states).sample
+            latents = self.scheduler.step(velocity.float(), t, latents.float(), return_dict=False)[0].to(dtype)
+
+        # 4. Decode; observed frames are returned as given
+        out = codec.decode(torch.where(mask, clean, latents))  # (B, V, T, 3, H, W)
+        if video is not None and observed.any():
+            out = torch.where(observed.to(device)[..., None, None, None], video.to(device, out.dtype), out)
+        self.maybe_free_model_hooks()
+        if not return_dict:
+            return (out,)
+        return MultiViewPipelineOutput(video=out)

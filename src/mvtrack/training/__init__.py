@@ -1,0 +1,22 @@
+"""Training: configs, the rectified-flow objective, EMA, checkpoints and the Accelerate trainer."""
+
+from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from .config import DataConfig, TrainConfig
+from .ema import EMA
+from .flow import add_noise, flow_loss, sample_observed, shifted_sigmas
+from .trainer import Trainer, step_generator
+
+__all__ = [
+    "EMA",
+    "DataConfig",
+    "TrainConfig",
+    "Trainer",
+    "add_noise",
+    "find_checkpoint",
+    "flow_loss",
+    "load_checkpoint",
+    "sample_observed",
+    "save_checkpoint",
+    "shifted_sigmas",
+    "step_generator",
+]

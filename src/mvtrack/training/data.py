@@ -1,0 +1,77 @@
+"""Training batches as a pure function of (step, micro-step, rank): exact resume needs nothing but the step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from mvtrack.data import MultiViewClip, collate, iter_shard, list_shards
+from mvtrack.scenes import SynthConfig, clip_seed, render_clips
+
+from .config import DataConfig
+
+
+class TrainBatches:
+    """Clip ``k`` of the stream goes to micro-batch ``k // (world * b)``, rank ``(k // b) % world``.
+
+    Synthetic data renders clip k from ``clip_seed(seed, k, "train")`` on ``device``; shard data reads the
+    shards in sorted order, cycling, so resuming at step s skips the clips consumed before it.
+    """
+
+    def __init__(self, data: DataConfig, batch_size: int, grad_accum: int, rank: int = 0, world: int = 1,
+                 device="cpu"):
+        self.data, self.batch_size, self.grad_accum = data, batch_size, grad_accum
+        self.rank, self.world, self.device = rank, world, torch.device(device)
+        self.synthetic = data.source == "synthetic"
+        if self.synthetic:
+            self.synth = SynthConfig(views=data.views, frames=data.frames, height=data.height, width=data.width,
+                                     num_tracks=data.num_tracks, baseline=data.baseline)
+        else:
+            self.shards = list_shards(data.source)
+            self._stream: Iterator[MultiViewClip] | None = None
+            self._position = 0  # next global clip index the stream yields
+
+    def clip_indices(self, step: int, micro: int) -> list[int]:
+        first = ((step * self.grad_accum + micro) * self.world + self.rank) * self.batch_size
+        return list(range(first, first + self.batch_size))
+
+    def get(self, step: int, micro: int = 0) -> MultiViewClip:
+        """The micro-batch of this rank at (step, micro): video (b, V, F, 3, H, W) etc. on ``device``."""
+        ids = self.clip_indices(step, micro)
+        if self.synthetic:
+            clip = render_clips(self.synth, [clip_seed(self.data.seed, k, "train") for k in ids], self.device)
+        else:
+            clip = collate([self._shard_clip(k) for k in ids])
+        return self._crop(clip).to(self.device)
+
+    def _shard_clip(self, index: int) -> MultiViewClip:
+        if self._stream is None or index < self._position:
+            self._stream, self._position = self._cycle(), 0
+        while True:
+            clip = next(self._stream)
+            self._position += 1
+            if self._position - 1 == index:
+                return clip
+
+    def _cycle(self) -> Iterator[MultiViewClip]:
+        while True:
+            count = 0
+            for path in self.shards:
+                for clip in iter_shard(path):
+                    count += 1
+                    yield clip
+            if count == 0:
+                raise ValueError(f"data.source: the shards at {self.data.source} hold no readable clips")
+
+    def _crop(self, clip: MultiViewClip) -> MultiViewClip:
+        V, F, (H, W) = clip.num_views, clip.num_frames, clip.size
+        d = self.data
+        if V < d.views or F < d.frames or (H, W) != (d.height, d.width):
+            raise ValueError(
+                f"data: expected clips with >= {d.views} views, >= {d.frames} frames and size {d.height}x{d.width}, "
+                f"got {V} views, {F} frames, {H}x{W} from {d.source}"
+            )
+        return MultiViewClip(video=clip.video[:, :d.views, :d.frames], w2c=clip.w2c[:, :d.views, :d.frames],
+                             K=clip.K[:, :d.views, :d.frames], tracks=clip.tracks[:, :d.views, :d.frames],
+                             visible=clip.visible[:, :d.views, :d.frames], meta=clip.meta)

@@ -1,0 +1,44 @@
+"""Exponential moving average of a model's parameters (the weights that are shipped and sampled)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EMA:
+    """``shadow = decay * shadow + (1 - decay) * param`` after every optimizer step, in float32.
+
+    The effective decay is ``min(decay, (1 + n) / (10 + n))`` after n updates, so early averages are not
+    dominated by the random initialisation.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        self.decay = decay
+        self.num_updates = 0
+        self.shadow = {k: p.detach().float().clone() for k, p in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.num_updates += 1
+        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        for k, p in model.named_parameters():
+            self.shadow[k].lerp_(p.detach().float(), 1 - d)
+
+    @torch.no_grad()
+    def copy_to(self, model: nn.Module) -> None:
+        for k, p in model.named_parameters():
+            p.copy_(self.shadow[k].to(p.dtype))
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self.shadow)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor], num_updates: int) -> None:
+        missing = set(self.shadow) - set(state)
+        if missing:
+            raise ValueError(f"EMA state: missing {len(missing)} parameters, e.g. {sorted(missing)[:3]}")
+        for k in self.shadow:
+            if state[k].shape != self.shadow[k].shape:
+                raise ValueError(f"EMA state {k}: expected shape {tuple(self.shadow[k].shape)}, got {tuple(state[k].shape)}")
+            self.shadow[k].copy_(state[k])
+        self.num_updates = num_updates

@@ -1,0 +1,185 @@
+"""The Accelerate trainer of every method: one loop, the objective of the configured method.
+
+Runs unchanged on one CPU, one GPU or ``accelerate launch`` over several processes (DDP). bf16 autocast on
+CUDA, float32 on CPU; gradient accumulation and clipping; EMA; warm-up + cosine LR; atomic checkpoints and
+exact resume; a progress bar, ``metrics.jsonl`` and optional TensorBoard.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from tqdm.auto import tqdm
+
+from mvtrack.models import camera_condition, load_model
+
+from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .data import TrainBatches
+from .ema import EMA
+from .flow import add_noise, flow_loss, sample_observed
+
+
+def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
+    """The generator of one micro-step on one rank: every random draw of training derives from these four."""
+    digest = hashlib.blake2b(f"mvtrack-train:{seed}:{step}:{micro}:{rank}".encode(), digest_size=8).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest, "little") & ((1 << 63) - 1))
+
+
+def lr_lambda(config: TrainConfig):
+    def factor(step: int) -> float:
+        if step < config.warmup_steps:
+            return (step + 1) / config.warmup_steps
+        if config.lr_schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps))
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class Trainer:
+    """Train ``config.model`` with the rectified-flow objective on generated views.
+
+    Args:
+        config: the run; ``config.output_dir`` receives checkpoints, ``metrics.jsonl``, ``config.json`` and, at
+            the end, ``final/`` (EMA weights in ``save_pretrained`` layout, loadable by ``load_model``).
+        resume: resume from the latest checkpoint in ``output_dir`` if there is one.
+    """
+
+    def __init__(self, config: TrainConfig, resume: bool = True):
+        self.config = config
+        cuda = torch.cuda.is_available()
+        precision = config.mixed_precision if config.mixed_precision != "auto" else ("bf16" if cuda else "no")
+        self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda)
+        acc = self.accelerator
+        self.output_dir = Path(config.output_dir)
+
+        with torch.random.fork_rng(devices=[]):  # a fresh model's initialisation depends on the seed alone
+            torch.manual_seed(config.seed)
+            model, self.codec = load_model(config.model)
+        model.train()
+        if config.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+        self.ema = EMA(model, config.ema_decay)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                      betas=(0.9, 0.99))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
+        self.start_step = 0
+        checkpoint = find_checkpoint(self.output_dir) if resume else None
+        if checkpoint is not None:
+            state = load_checkpoint(checkpoint, model, self.ema, optimizer, self.scheduler)
+            self.start_step = state["step"]
+            acc.print(f"resumed from {state['path']} at step {self.start_step}")
+        # The scheduler is stepped by hand once per optimizer step; Accelerate would step it once per process.
+        self.model, self.optimizer = acc.prepare(model, optimizer)
+        render_device = acc.device if config.data.render_device == "auto" else torch.device(config.data.render_device)
+        self.batches = TrainBatches(config.data, config.batch_size, config.grad_accum, acc.process_index,
+                                    acc.num_processes, render_device)
+        self._tensorboard = None
+
+    @property
+    def unwrapped(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    def micro_step(self, step: int, micro: int) -> torch.Tensor:
+        """Forward + backward of one micro-batch; returns the (undivided) loss."""
+        cfg, acc = self.config, self.accelerator
+        clip = self.batches.get(step, micro)
+        generator = step_generator(cfg.seed, step, micro, acc.process_index)
+        x0 = self.codec.encode(clip.video.to(acc.device))  # (b, V, F, C, h, w)
+        B, V, F, _, h, w = x0.shape
+        frames = self.codec.camera_frames(clip.num_frames)
+        camera = camera_condition(clip.w2c[:, :, frames], clip.K[:, :, frames], clip.size, (h, w)).to(acc.device)
+        observed = sample_observed(cfg.tasks, B, V, F, generator)
+        x_t, timestep, target = add_noise(x0, observed, cfg.flow_shift, generator)
+        with acc.autocast():
+            pred = self.model(x_t, timestep, camera).sample
+        loss = flow_loss(pred, target, observed)
+        acc.backward(loss / cfg.grad_accum)
+        return loss.detach()
+
+    def train(self) -> dict:
+        """Run to ``config.max_steps``; returns the last logged metrics."""
+        cfg, acc = self.config, self.accelerator
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            (self.output_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            if cfg.tensorboard:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError as e:
+                    raise ImportError("tensorboard: set tensorboard: false or `pip install tensorboard`") from e
+                self._tensorboard = SummaryWriter(str(self.output_dir / "tensorboard"))
+        bar = tqdm(total=cfg.max_steps, initial=self.start_step, desc="train", disable=True if not acc.is_main_process else None,
+                   dynamic_ncols=True)
+        metrics, window, t0 = {}, [], time.perf_counter()
+        for step in range(self.start_step, cfg.max_steps):
+            for micro in range(cfg.grad_accum):
+                if micro < cfg.grad_accum - 1:
+                    with acc.no_sync(self.model):
+                        window.append(self.micro_step(step, micro))
+                else:
+                    window.append(self.micro_step(step, micro))
+            grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scheduler.step()
+            self.ema.update(self.unwrapped)
+            done = step + 1
+            if done % cfg.log_every == 0 or done == cfg.max_steps:
+                loss = acc.reduce(torch.stack(window).mean().to(acc.device), reduction="mean").item()
+                elapsed = time.perf_counter() - t0
+                metrics = {"step": done, "loss": loss, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
+                           "clips_per_s": len(window) * cfg.batch_size * acc.num_processes / elapsed, "time": time.time()}
+                window, t0 = [], time.perf_counter()
+                self._log(metrics)
+                bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
+            if done % cfg.checkpoint_every == 0 or done == cfg.max_steps:
+                self.save(done)
+        bar.close()
+        if acc.is_main_process:
+            self.export(self.output_dir / "final")
+        acc.wait_for_everyone()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+        return metrics
+
+    def _log(self, metrics: dict) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        with open(self.output_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+        if self._tensorboard is not None:
+            for k in ("loss", "grad_norm", "lr", "clips_per_s"):
+                self._tensorboard.add_scalar(f"train/{k}", metrics[k], metrics["step"])
+
+    def save(self, step: int) -> None:
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            save_checkpoint(self.output_dir, step, self.unwrapped, self.ema, self.optimizer.optimizer, self.scheduler,
+                            {"seed": self.config.seed, "config": self.config.to_dict()}, self.config.keep_checkpoints)
+        acc.wait_for_everyone()
+
+    def export(self, directory: str | Path) -> Path:
+        """Save the EMA weights with ``save_pretrained`` (a directory ``load_model`` reads), plus ``mvtrack.json``
+        recording the data the model was trained on (``mvtrack demo`` and ``generate`` default to it)."""
+        model = self.unwrapped
+        backup = {k: p.detach().clone() for k, p in model.named_parameters()}
+        self.ema.copy_to(model)
+        model.save_pretrained(directory)
+        meta = {"data": self.config.to_dict()["data"], "tasks": self.config.tasks, "flow_shift": self.config.flow_shift,
+                "steps": self.config.max_steps, "ema_decay": self.config.ema_decay}
+        (Path(directory) / "mvtrack.json").write_text(json.dumps(meta, indent=2))
+        with torch.no_grad():
+            for k, p in model.named_parameters():
+                p.copy_(backup[k])
+        return Path(directory)

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+import torch
+from conftest import make_tiny_vae
+
+from mvtrack.models import MultiViewTransformer, WanVAECodec, build_model, load_model
+
+
+def test_save_load_round_trip(tmp_path):
+    model = build_model("tiny").eval()
+    with torch.no_grad():
+        for p in model.camera_encoder.block_proj.parameters():
+            p.normal_()  # a trained camera branch must survive the round trip too
+    model.save_pretrained(tmp_path / "m")
+    loaded, codec = load_model(tmp_path / "m")
+    assert codec.channels == 3
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[k], v, rtol=0, atol=0)
+
+
+def test_wan_root_with_vae_loads_in_latent_space(wan_root):
+    """The real path: a Wan2.1-style diffusers root (transformer/ + vae/) with tiny random weights."""
+    root, wan = wan_root
+    model, codec = load_model(root)
+    assert isinstance(model, MultiViewTransformer) and isinstance(codec, WanVAECodec)
+    for k, v in wan.state_dict().items():
+        torch.testing.assert_close(model.wan.state_dict()[k], v, rtol=0, atol=0)
+    video = torch.rand(1, 2, 5, 3, 32, 32)
+    z = codec.encode(video)
+    assert z.shape == (1, 2, 2, 4, 4, 4)  # 1 + (5 - 1) / 4 latent frames, 8x smaller
+    assert codec.camera_frames(5).tolist() == [0, 4]
+    assert codec.decode(z).shape == video.shape
+    with pytest.raises(ValueError, match="1 \\+ 4k frames"):
+        codec.encode(torch.rand(1, 1, 4, 3, 32, 32))
+
+
+def test_missing_path_and_mismatched_weights_are_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a preset .* nor an existing local directory"):
+        load_model(tmp_path / "nowhere")
+    build_model("tiny").save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["wan_config"]["ffn_dim"] = 96
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="do not load.*ffn.*shape"):
+        load_model(tmp_path / "m")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json or a transformer/"):
+        load_model(tmp_path / "empty")
+    # a 3-channel (pixel) transformer beside a 4-channel VAE
+    build_model("tiny").save_pretrained(tmp_path / "mixed" / "transformer")
+    make_tiny_vae().save_pretrained(tmp_path / "mixed" / "vae")
+    with pytest.raises(ValueError, match="takes 3 channels but the VAE latents have 4"):
+        load_model(tmp_path / "mixed")

@@ -1,0 +1,108 @@
+import pytest
+import torch
+from diffusers import WanTransformer3DModel
+from einops import rearrange
+
+from mvtrack.models import PRESETS, MultiViewTransformer, build_model, camera_condition
+from mvtrack.scenes import SynthConfig, render_clips
+
+
+def inputs(B=2, V=2, F=3, H=16, W=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    sample = torch.randn(B, V, F, 3, H, W, generator=g)
+    timestep = torch.rand(B, V, F, generator=g) * 1000
+    camera = torch.randn(B, V, F, 6, H, W, generator=g)
+    return sample, timestep, camera
+
+
+def test_tiny_forward_backward():
+    model = build_model("tiny")
+    sample, timestep, camera = inputs()
+    out = model(sample, timestep, camera).sample
+    assert out.shape == sample.shape
+    out.square().mean().backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    # the zero-initialised camera projections still receive gradient, so the branch can learn
+    assert model.camera_encoder.block_proj[0].weight.grad.abs().sum() > 0
+
+
+def test_camera_branch_is_a_no_op_at_init():
+    model = build_model("tiny").eval()
+    sample, timestep, camera = inputs()
+    with torch.no_grad():
+        a = model(sample, timestep, camera).sample
+        b = model(sample, timestep, torch.randn_like(camera) * 10).sample
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_matches_plain_wan_forward():
+    """With zero camera branch and one timestep per sample, the wrapper computes exactly Wan's forward over the
+    views concatenated along frames."""
+    model = build_model("tiny").eval()
+    sample, _, camera = inputs()
+    t = torch.tensor([100.0, 700.0])
+    context = torch.randn(2, 5, PRESETS["tiny"]["text_dim"])
+    with torch.no_grad():
+        ours = model(sample, t[:, None, None].expand(2, 2, 3), camera, encoder_hidden_states=context).sample
+        wan = model.wan(rearrange(sample, "b v f c h w -> b c (v f) h w"), t, context).sample
+    torch.testing.assert_close(ours, rearrange(wan, "b c (v f) h w -> b v f c h w", v=2), rtol=1e-5, atol=1e-5)
+
+
+def test_per_frame_timesteps_reach_their_tokens():
+    """Changing the timestep of view 1 changes view 1's output (and, through attention, the others')."""
+    model = build_model("tiny").eval()
+    sample, timestep, camera = inputs()
+    t2 = timestep.clone()
+    t2[:, 1] = 0
+    with torch.no_grad():
+        a, b = model(sample, timestep, camera).sample, model(sample, t2, camera).sample
+    assert (a[:, 1] - b[:, 1]).abs().max() > 1e-3
+
+
+def test_shape_errors_name_the_argument():
+    model = build_model("tiny")
+    sample, timestep, camera = inputs()
+    with pytest.raises(ValueError, match="timestep: expected"):
+        model(sample, timestep[:, :1], camera)
+    with pytest.raises(ValueError, match="camera: expected"):
+        model(sample, timestep, camera[..., :8, :])
+    with pytest.raises(ValueError, match="multiples of the patch"):
+        model(sample[..., :15, :15], timestep, camera[..., :15, :15])
+    with pytest.raises(ValueError, match="temporal patch 1"):
+        MultiViewTransformer({**PRESETS["tiny"], "patch_size": (2, 4, 4)})
+    with pytest.raises(ValueError, match="model preset"):
+        build_model("XL")
+
+
+def test_preset_sizes():
+    count = {name: sum(p.numel() for p in build_model(name).parameters()) for name in ("tiny", "S")}
+    assert count["tiny"] < 100_000
+    assert 10e6 <= count["S"] <= 20e6
+
+
+def test_camera_condition_is_relative_to_the_first_camera():
+    clip = render_clips(SynthConfig(views=2, frames=2, height=16, width=16, num_tracks=4), [5])
+    rays = camera_condition(clip.w2c, clip.K, (16, 16), (8, 8))
+    assert rays.shape == (1, 2, 2, 6, 8, 8)
+    # moving the whole world rigidly leaves the condition unchanged
+    shift = torch.eye(4)
+    shift[:3, 3] = torch.tensor([3.0, -1.0, 2.0])
+    moved = camera_condition(clip.w2c @ torch.linalg.inv(shift), clip.K, (16, 16), (8, 8))
+    torch.testing.assert_close(rays, moved, atol=1e-4, rtol=1e-4)
+    # the reference camera itself sits at the origin: its moments are zero
+    assert rays[0, 0, 0, :3].abs().max() < 1e-5
+    with pytest.raises(ValueError, match="K: expected"):
+        camera_condition(clip.w2c, clip.K[:, :1], (16, 16), (8, 8))
+    bad = clip.w2c.clone()
+    bad[0, 0, 0, :3, :3] *= 2
+    with pytest.raises(ValueError, match="w2c"):
+        camera_condition(bad, clip.K, (16, 16), (8, 8))
+
+
+def test_from_wan_keeps_the_backbone_and_zeroes_the_camera_branch():
+    wan = WanTransformer3DModel(**PRESETS["tiny"])
+    model = MultiViewTransformer.from_wan(wan)
+    for k, v in wan.state_dict().items():
+        torch.testing.assert_close(model.wan.state_dict()[k], v, rtol=0, atol=0)
+    assert all(p.abs().sum() == 0 for p in model.camera_encoder.block_proj.parameters())
