@@ -37,6 +37,11 @@ def make_tiny_vae():
 
 
 @pytest.fixture
+def tiny_vae():
+    return make_tiny_vae()
+
+
+@pytest.fixture
 def wan_root(tmp_path):
     """A Wan2.1-style diffusers root (transformer/ + vae/) with tiny random weights; returns (path, wan)."""
     from diffusers import WanTransformer3DModel

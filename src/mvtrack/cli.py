@@ -20,8 +20,14 @@ console = Console(stderr=True)
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=console)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -59,7 +65,9 @@ def synth(
     height, width = parse_size(size)
     batch = batch or (1 if device == "cpu" else 64)
     try:
-        config = SynthConfig(views=views, frames=frames, height=height, width=width, num_tracks=tracks, baseline=baseline)
+        config = SynthConfig(
+            views=views, frames=frames, height=height, width=width, num_tracks=tracks, baseline=baseline
+        )
         seeds = [clip_seed(seed, i, split) for i in range(num)]
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
@@ -67,13 +75,15 @@ def synth(
     with ShardWriter(out, clips_per_shard=shards) as writer, _progress() as progress:
         task = progress.add_task("rendering", total=num)
         for i in range(0, num, batch):
-            clips = render_clips(config, seeds[i:i + batch], device=device)
+            clips = render_clips(config, seeds[i : i + batch], device=device)
             for j, clip in enumerate(clips.unbatch()):
                 clip.meta.update(index=i + j, split=split)
                 writer.write(clip.to("cpu"))
-            progress.advance(task, len(seeds[i:i + batch]))
+            progress.advance(task, len(seeds[i : i + batch]))
     elapsed = time.perf_counter() - start
-    (Path(out) / "config.json").write_text(json.dumps({"seed": seed, "split": split, "num": num, **config.to_dict()}, indent=2))
+    (Path(out) / "config.json").write_text(
+        json.dumps({"seed": seed, "split": split, "num": num, **config.to_dict()}, indent=2)
+    )
     console.print(f"wrote {num} clips in {len(writer.written)} shard(s) to {out} ({num / elapsed:.2f} clips/s)")
 
 
@@ -114,9 +124,14 @@ def viz(
     for w in caught:
         console.print(f"[yellow]warning:[/yellow] {w.message}")
     if stats.corrupt_shards or stats.skipped_samples:
-        console.print(f"[yellow]{stats.corrupt_shards} corrupt shard(s), {stats.skipped_samples} skipped sample(s)[/yellow]")
-    console.print(f"wrote {done} clip visualisation(s) to {out} (e.g. {written['mp4'].name}, {written['cameras'].name})"
-                  if done else f"no readable clips in {source}")
+        console.print(
+            f"[yellow]{stats.corrupt_shards} corrupt shard(s), {stats.skipped_samples} skipped sample(s)[/yellow]"
+        )
+    console.print(
+        f"wrote {done} clip visualisation(s) to {out} (e.g. {written['mp4'].name}, {written['cameras'].name})"
+        if done
+        else f"no readable clips in {source}"
+    )
     if not done:
         raise typer.Exit(1)
 
@@ -131,7 +146,9 @@ def _default_model() -> str:
 @app.command()
 def train(
     config: Path = typer.Option(..., help="YAML training config, e.g. configs/camera_only_S.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set max_steps=100 --set data.frames=4."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config key, e.g. --set max_steps=100 --set data.frames=4."
+    ),
     resume: bool = typer.Option(True, help="Resume from the latest checkpoint in output_dir if there is one."),
 ):
     """Train a model (one process, or several under `accelerate launch`)."""
@@ -143,6 +160,27 @@ def train(
         raise typer.BadParameter(str(e)) from None
     metrics = Trainer(cfg, resume=resume).train()
     console.print(f"done: {metrics}; weights (EMA) in {Path(cfg.output_dir) / 'final'}")
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(
+        ..., help="A checkpoint directory, or a run's output_dir (its latest checkpoint)."
+    ),
+    out: Path = typer.Option(..., help="Model directory to write."),
+    half: bool = typer.Option(True, help="Store float16 weights (half the size; loaded back as float32)."),
+):
+    """Write a checkpoint's EMA weights as a model directory that `generate` and `demo` load."""
+    import torch
+
+    from mvtrack.training import export_checkpoint
+
+    try:
+        path = export_checkpoint(checkpoint, out, torch.float16 if half else torch.float32)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    size = sum(p.stat().st_size for p in path.iterdir()) / 2**20
+    console.print(f"wrote {path} ({size:.1f} MiB)")
 
 
 def _load_pipeline(model: str):
@@ -173,39 +211,54 @@ def demo(
 
     pipe = _load_pipeline(model)
     height, width = parse_size(size) if size else (None, None)
-    settings = RerenderSettings.for_model(model, num_clips=clips, steps=steps, seed=seed, frames=frames,
-                                          height=height, width=width)
+    settings = RerenderSettings.for_model(
+        model, num_clips=clips, steps=steps, seed=seed, frames=frames, height=height, width=width
+    )
     start = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("re-rendering", total=clips)
         result = rerender_heldout(pipe, settings, out, progress=lambda n: progress.advance(task, n))
-    table = Table(title=f"held-out re-rendering, {clips} clips, {settings.height}x{settings.width}, {settings.frames} frames")
+    table = Table(
+        title=f"held-out re-rendering, {clips} clips, {settings.height}x{settings.width}, {settings.frames} frames"
+    )
     for col in ("method", "PSNR (dB)", "SSIM"):
         table.add_column(col)
-    names = {"model": f"model ({Path(model).name})", "copy_source": "copy source view",
-             "depth_warp": "GT-depth warp (upper ref.)"}
+    names = {
+        "model": f"model ({Path(model).name})",
+        "copy_source": "copy source view",
+        "depth_warp": "GT-depth warp (upper ref.)",
+    }
     for m, row in result["mean"].items():
         table.add_row(names[m], f"{row['psnr']:.2f}", f"{row['ssim']:.3f}")
     console.print(table)
-    console.print(f"wrote {out}/clip_*.mp4 (source | generated | ground truth), contact_sheet.png and metrics.json "
-                  f"in {time.perf_counter() - start:.1f} s")
+    console.print(
+        f"wrote {out}/clip_*.mp4 (source | generated | ground truth), contact_sheet.png and metrics.json "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
 
 
 @app.command()
 def generate(
     out: Path = typer.Option(..., help="Output directory."),
-    video: Path = typer.Option(None, help="Source video (MP4, GIF or a folder of frames): re-render it along --target."),
+    video: Path = typer.Option(
+        None, help="Source video (MP4, GIF or a folder of frames): re-render it along --target."
+    ),
     image: Path = typer.Option(None, help="A first frame: generate every view from it (image-to-video)."),
     cameras: Path = typer.Option(None, help="RealEstate10K camera file of the source (default: a static camera)."),
-    target: list[str] = typer.Option(["orbit:15"], help="Target trajectory per generated view: a RealEstate10K file "
-                                     "or NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, static)."),
+    target: list[str] = typer.Option(
+        ["orbit:15"],
+        help="Target trajectory per generated view: a RealEstate10K file "
+        "or NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, static).",
+    ),
     model: str = typer.Option(_default_model(), help="Model directory or preset (default: the embedded mvtrack-S)."),
     frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
     fov: float = typer.Option(55.0, help="Horizontal field of view in degrees when no camera file is given."),
     steps: int = typer.Option(25, min=1, help="Denoising steps."),
     seed: int = typer.Option(0, help="Seed of the initial noise."),
-    joint: bool = typer.Option(False, help="Generate all targets in one pass instead of one (source, target) pair each."),
+    joint: bool = typer.Option(
+        False, help="Generate all targets in one pass instead of one (source, target) pair each."
+    ),
     fps: int = typer.Option(8, min=1),
 ):
     """Generate new views of a video along camera trajectories, or N views from a first frame."""
@@ -223,7 +276,9 @@ def generate(
     try:
         src_frames = load_frames(video or image, 1 if image else num_frames, hw)
         w2c0, K0 = source_cameras(cameras, num_frames, hw, fov)
-        targets = [target_cameras(t, w2c0, K0, hw, torch.Generator().manual_seed(seed + i)) for i, t in enumerate(target)]
+        targets = [
+            target_cameras(t, w2c0, K0, hw, torch.Generator().manual_seed(seed + i)) for i, t in enumerate(target)
+        ]
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
     source = torch.zeros(num_frames, 3, *hw)
@@ -241,8 +296,13 @@ def generate(
             observed = torch.zeros(1, len(group) + 1, num_frames, dtype=torch.bool)
             observed[0, 0, : src_frames.shape[0] if image else num_frames] = True
             try:
-                result = pipe(w2c, K, vid, observed, num_inference_steps=steps,
-                              generator=torch.Generator().manual_seed(seed)).video[0].cpu()
+                result = (
+                    pipe(
+                        w2c, K, vid, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed)
+                    )
+                    .video[0]
+                    .cpu()
+                )
             except ValueError as e:
                 raise typer.BadParameter(str(e)) from None
             if image:

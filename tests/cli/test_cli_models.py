@@ -15,8 +15,24 @@ TINY = Path(__file__).resolve().parents[2] / "configs" / "camera_only_tiny.yaml"
 
 
 def train_tiny(out: Path) -> Path:
-    result = runner.invoke(app, ["train", "--config", str(TINY), "--set", f"output_dir={out}", "--set", "max_steps=2",
-                                 "--set", "data.height=16", "--set", "data.width=16", "--set", "data.frames=2"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--config",
+            str(TINY),
+            "--set",
+            f"output_dir={out}",
+            "--set",
+            "max_steps=2",
+            "--set",
+            "data.height=16",
+            "--set",
+            "data.width=16",
+            "--set",
+            "data.frames=2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out / "final"
 
@@ -26,8 +42,9 @@ def test_train_demo_generate(tmp_path):
     assert json.loads((model / "mvtrack.json").read_text())["data"]["height"] == 16
 
     # demo: held-out re-rendering at the model's training size, with both references
-    result = runner.invoke(app, ["demo", "--model", str(model), "--out", str(tmp_path / "demo"), "--clips", "1",
-                                 "--steps", "2"])
+    result = runner.invoke(
+        app, ["demo", "--model", str(model), "--out", str(tmp_path / "demo"), "--clips", "1", "--steps", "2"]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert set(metrics["mean"]) == {"model", "copy_source", "depth_warp"}
@@ -40,9 +57,26 @@ def test_train_demo_generate(tmp_path):
     write_mp4(tmp_path / "src.mp4", to_uint8_frames(clip.video[0, 0]))
     write_re10k(tmp_path / "src.txt", clip.w2c[0, 0], clip.K[0, 0], 16, 16)
     write_re10k(tmp_path / "tgt.txt", clip.w2c[0, 1], clip.K[0, 1], 16, 16)
-    result = runner.invoke(app, ["generate", "--model", str(model), "--video", str(tmp_path / "src.mp4"),
-                                 "--cameras", str(tmp_path / "src.txt"), "--target", str(tmp_path / "tgt.txt"),
-                                 "--target", "orbit:20", "--steps", "2", "--out", str(tmp_path / "gen")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(model),
+            "--video",
+            str(tmp_path / "src.mp4"),
+            "--cameras",
+            str(tmp_path / "src.txt"),
+            "--target",
+            str(tmp_path / "tgt.txt"),
+            "--target",
+            "orbit:20",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "gen"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "gen").iterdir())
     assert names == ["grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
@@ -50,8 +84,22 @@ def test_train_demo_generate(tmp_path):
 
     # image-to-video: one first frame, two views generated jointly
     iio.imwrite(tmp_path / "first.png", to_uint8_frames(clip.video[0, 0])[0])
-    result = runner.invoke(app, ["generate", "--model", str(model), "--image", str(tmp_path / "first.png"),
-                                 "--target", "pan:10", "--steps", "2", "--out", str(tmp_path / "i2v")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            str(model),
+            "--image",
+            str(tmp_path / "first.png"),
+            "--target",
+            "pan:10",
+            "--steps",
+            "2",
+            "--out",
+            str(tmp_path / "i2v"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "i2v" / "view_01.mp4").is_file()
 
@@ -59,16 +107,47 @@ def test_train_demo_generate(tmp_path):
 def test_generate_and_train_errors(tmp_path):
     result = runner.invoke(app, ["generate", "--model", "tiny", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "exactly one of --video" in result.output
-    result = runner.invoke(app, ["generate", "--model", str(tmp_path / "nowhere"), "--image", "x.png",
-                                 "--out", str(tmp_path)])
+    result = runner.invoke(
+        app, ["generate", "--model", str(tmp_path / "nowhere"), "--image", "x.png", "--out", str(tmp_path)]
+    )
     assert result.exit_code == 2 and "nor an existing local directory" in result.output
     frame = (torch.rand(1, 3, 16, 16) * 255).byte().permute(0, 2, 3, 1).numpy()
     iio.imwrite(tmp_path / "first.png", frame[0])
-    result = runner.invoke(app, ["generate", "--model", "tiny", "--image", str(tmp_path / "first.png"), "--size", "16",
-                                 "--frames", "2", "--target", "spiral:3", "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--image",
+            str(tmp_path / "first.png"),
+            "--size",
+            "16",
+            "--frames",
+            "2",
+            "--target",
+            "spiral:3",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 2 and "unknown name 'spiral'" in result.output
-    result = runner.invoke(app, ["generate", "--model", "tiny", "--video", str(tmp_path / "missing.mp4"),
-                                 "--size", "16", "--frames", "2", "--out", str(tmp_path / "o")])
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--model",
+            "tiny",
+            "--video",
+            str(tmp_path / "missing.mp4"),
+            "--size",
+            "16",
+            "--frames",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
     assert result.exit_code == 2 and "not found" in result.output
     result = runner.invoke(app, ["train", "--config", str(TINY), "--set", "lr_schedule=linear"])
     assert result.exit_code == 2 and "lr_schedule" in result.output

@@ -2,7 +2,6 @@ import json
 
 import pytest
 import torch
-from conftest import make_tiny_vae
 
 from mvtrack.models import MultiViewTransformer, WanVAECodec, build_model, load_model
 
@@ -35,7 +34,7 @@ def test_wan_root_with_vae_loads_in_latent_space(wan_root):
         codec.encode(torch.rand(1, 1, 4, 3, 32, 32))
 
 
-def test_missing_path_and_mismatched_weights_are_clear_errors(tmp_path):
+def test_missing_path_and_mismatched_weights_are_clear_errors(tmp_path, tiny_vae):
     with pytest.raises(FileNotFoundError, match="neither a preset .* nor an existing local directory"):
         load_model(tmp_path / "nowhere")
     build_model("tiny").save_pretrained(tmp_path / "m")
@@ -49,6 +48,6 @@ def test_missing_path_and_mismatched_weights_are_clear_errors(tmp_path):
         load_model(tmp_path / "empty")
     # a 3-channel (pixel) transformer beside a 4-channel VAE
     build_model("tiny").save_pretrained(tmp_path / "mixed" / "transformer")
-    make_tiny_vae().save_pretrained(tmp_path / "mixed" / "vae")
+    tiny_vae.save_pretrained(tmp_path / "mixed" / "vae")
     with pytest.raises(ValueError, match="takes 3 channels but the VAE latents have 4"):
         load_model(tmp_path / "mixed")

@@ -106,3 +106,20 @@ def test_from_wan_keeps_the_backbone_and_zeroes_the_camera_branch():
     for k, v in wan.state_dict().items():
         torch.testing.assert_close(model.wan.state_dict()[k], v, rtol=0, atol=0)
     assert all(p.abs().sum() == 0 for p in model.camera_encoder.block_proj.parameters())
+
+
+def test_sample_prediction_returns_the_velocity_of_its_x0():
+    """prediction_type='sample': the network's output is x_0 and forward returns (x_t - x_0) / sigma."""
+    torch.manual_seed(0)
+    velocity_model = build_model("tiny").eval()
+    sample_model = build_model("tiny", prediction_type="sample").eval()
+    sample_model.load_state_dict(velocity_model.state_dict())  # same network, different reading of its output
+    x, t, camera = inputs()
+    t[0, 0, 0] = 0.0  # an observed frame: sigma clamps at min_sigma
+    with torch.no_grad():
+        x0 = velocity_model(x, t, camera).sample
+        v = sample_model(x, t, camera).sample
+    sigma = (t / 1000).clamp_min(0.05)[..., None, None, None]
+    torch.testing.assert_close(v, (x - x0) / sigma, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="prediction_type"):
+        build_model("tiny", prediction_type="epsilon")

@@ -75,7 +75,9 @@ def test_latent_space_pipeline_with_wan_vae(wan_root):
     pipe = MultiViewPipeline.from_model(root)
     pipe.set_progress_bar_config(disable=True)
     clip = render_clips(SynthConfig(views=2, frames=5, height=32, width=32, num_tracks=4), [3])
-    out = pipe(clip.w2c, clip.K, clip.video, "i2v", num_inference_steps=2, generator=torch.Generator().manual_seed(0)).video
+    out = pipe(
+        clip.w2c, clip.K, clip.video, "i2v", num_inference_steps=2, generator=torch.Generator().manual_seed(0)
+    ).video
     assert out.shape == clip.video.shape and torch.isfinite(out).all()
     torch.testing.assert_close(out[:, 0, 0], clip.video[:, 0, 0], rtol=0, atol=0)
     with pytest.raises(ValueError, match="1 \\+ 4k frames"):

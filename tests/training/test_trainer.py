@@ -84,9 +84,19 @@ def test_tiny_model_overfits_one_clip(tmp_path, monkeypatch):
     from mvtrack.training import trainer as trainer_module
 
     monkeypatch.setattr(trainer_module, "step_generator", lambda *args: torch.Generator().manual_seed(0))
-    cfg = tiny_config(tmp_path, "max_steps=150", "checkpoint_every=1000", "lr=3.0e-3", "warmup_steps=10",
-                      "data.height=16", "data.width=16", "data.frames=2",
-                      "lr_schedule=constant", "tasks={rerender: 1.0}", "log_every=10")
+    cfg = tiny_config(
+        tmp_path,
+        "max_steps=150",
+        "checkpoint_every=1000",
+        "lr=3.0e-3",
+        "warmup_steps=10",
+        "data.height=16",
+        "data.width=16",
+        "data.frames=2",
+        "lr_schedule=constant",
+        "tasks={rerender: 1.0}",
+        "log_every=10",
+    )
     trainer = Trainer(cfg)
     clip = trainer.batches.get(0)
     trainer.batches.get = lambda step, micro=0: clip
@@ -146,11 +156,41 @@ def test_two_processes_on_gloo(tmp_path):
         "    print('WORLD', acc.num_processes, acc.state.backend, float((gathered[0] - gathered[1]).abs().max()))\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script), str(tmp_path / "run")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(script),
+        str(tmp_path / "run"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("WORLD"))
     _, world, backend, diff = line.split()
     assert (world, backend, float(diff)) == ("2", "gloo", 0.0)
     assert (tmp_path / "run" / "checkpoints" / "latest").read_text() == "step_000004"
+
+
+def test_export_checkpoint_half_precision(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path / "run", "max_steps=2", "checkpoint_every=2"))
+    trainer.train()
+    from mvtrack.training import export_checkpoint
+
+    out = export_checkpoint(tmp_path / "run", tmp_path / "half", torch.float16)
+    model, _ = load_model(out)
+    assert model.dtype == torch.float32
+    ema = trainer.ema.shadow
+    for k, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), ema[k].half().float(), rtol=0, atol=0)
+    assert json.loads((out / "mvtrack.json").read_text())["steps"] == 2
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        export_checkpoint(tmp_path / "nothing", tmp_path / "x")

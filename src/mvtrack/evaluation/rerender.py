@@ -16,8 +16,14 @@ def copy_source(source: np.ndarray) -> np.ndarray:
     return np.array(source, copy=True)
 
 
-def depth_warp(source: np.ndarray, target_depth: np.ndarray, w2c_source: np.ndarray, K_source: np.ndarray,
-               w2c_target: np.ndarray, K_target: np.ndarray) -> np.ndarray:
+def depth_warp(
+    source: np.ndarray,
+    target_depth: np.ndarray,
+    w2c_source: np.ndarray,
+    K_source: np.ndarray,
+    w2c_target: np.ndarray,
+    K_target: np.ndarray,
+) -> np.ndarray:
     """Backward-warp the source view into the target cameras with the target's ground-truth depth.
 
     Each target pixel is lifted with its true depth, projected into the source camera of the same frame and
@@ -32,10 +38,16 @@ def depth_warp(source: np.ndarray, target_depth: np.ndarray, w2c_source: np.ndar
         (T, 3, H, W) float32.
     """
     T, _, H, W = source.shape
-    points = unproject_depth_map(torch.as_tensor(target_depth, dtype=torch.float64), torch.as_tensor(w2c_target, dtype=torch.float64),
-                                 torch.as_tensor(K_target, dtype=torch.float64))  # (T, H, W, 3)
-    xy, _ = project(points.reshape(T, H * W, 3), torch.as_tensor(w2c_source, dtype=torch.float64),
-                    torch.as_tensor(K_source, dtype=torch.float64))  # (T, H*W, 2)
+    points = unproject_depth_map(
+        torch.as_tensor(target_depth, dtype=torch.float64),
+        torch.as_tensor(w2c_target, dtype=torch.float64),
+        torch.as_tensor(K_target, dtype=torch.float64),
+    )  # (T, H, W, 3)
+    xy, _ = project(
+        points.reshape(T, H * W, 3),
+        torch.as_tensor(w2c_source, dtype=torch.float64),
+        torch.as_tensor(K_source, dtype=torch.float64),
+    )  # (T, H*W, 2)
     maps = xy.reshape(T, H, W, 2).numpy().astype(np.float32)
     out = np.empty((T, 3, H, W), np.float32)
     for t in range(T):

@@ -9,8 +9,9 @@ from torch import nn
 from mvtrack.geometry import check_extrinsics, check_intrinsics, plucker_rays, resize_intrinsics, w2c_to_c2w
 
 
-def camera_condition(w2c: torch.Tensor, K: torch.Tensor, image_size: tuple[int, int],
-                     size: tuple[int, int]) -> torch.Tensor:
+def camera_condition(
+    w2c: torch.Tensor, K: torch.Tensor, image_size: tuple[int, int], size: tuple[int, int]
+) -> torch.Tensor:
     """Plücker rays of every view and frame, in the frame of view 0's first camera.
 
     Poses are made relative to that camera (as CameraCtrl and ReCamMaster do) so that the condition does not

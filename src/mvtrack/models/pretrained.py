@@ -35,7 +35,9 @@ def _load(cls, directory: Path, torch_dtype):
     try:
         return cls.from_pretrained(directory, torch_dtype=torch_dtype)
     except (ValueError, RuntimeError, OSError) as e:
-        raise ValueError(f"model {directory}: the weights do not load into the model its config.json describes: {e}") from e
+        raise ValueError(
+            f"model {directory}: the weights do not load into the model its config.json describes: {e}"
+        ) from e
 
 
 def load_transformer(directory: str | Path, torch_dtype: torch.dtype | None = None) -> MultiViewTransformer:
@@ -54,10 +56,13 @@ def load_transformer(directory: str | Path, torch_dtype: torch.dtype | None = No
     )
 
 
-def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None):
-    """Resolve a preset name or a local directory to ``(MultiViewTransformer, codec)``; see the module docstring."""
+def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, prediction_type: str | None = None):
+    """Resolve a preset name or a local directory to ``(MultiViewTransformer, codec)``; see the module docstring.
+
+    ``prediction_type`` sets a fresh preset's output parametrisation; for a saved model it must match (or be None).
+    """
     if str(spec) in PRESETS:
-        return build_model(str(spec)), PixelCodec()
+        return build_model(str(spec), prediction_type=prediction_type or "velocity"), PixelCodec()
     path = Path(spec)
     if not path.is_dir():
         raise FileNotFoundError(
@@ -77,6 +82,10 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None):
             codec = WanVAECodec(_load(AutoencoderKLWan, path / "vae", torch_dtype))
     else:
         raise FileNotFoundError(f"model {path}: expected config.json or a transformer/ subdirectory")
+    if prediction_type is not None and model.config.prediction_type != prediction_type:
+        raise ValueError(
+            f"model {path}: predicts {model.config.prediction_type!r}, but {prediction_type!r} was asked for"
+        )
     if model.in_channels != codec.channels:
         raise ValueError(
             f"model {path}: the transformer takes {model.in_channels} channels but the "

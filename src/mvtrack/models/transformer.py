@@ -35,6 +35,12 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         camera_channels: channels of the camera map (6 for Plücker rays).
         context_tokens: length of the learned null context used when no text embedding is given; Wan's
             cross-attention is kept as is so that pretrained Wan weights load unchanged.
+        prediction_type: what the network's last layer outputs. ``velocity`` (Wan's own, for pretrained Wan) or
+            ``sample``: the clean frames x_0, turned into the velocity ``(x_t - x_0) / sigma`` (sigma clamped at
+            ``min_sigma``). Pixel-space models with large patches learn far faster predicting x_0: a velocity
+            output must carry the full-strength noise of every 8x8x3 patch through the network ("Back to Basics:
+            Let Denoising Generative Models Denoise", Li & He 2025). Either way ``forward`` returns the velocity.
+        min_sigma: the clamp of the division for ``sample`` prediction.
     """
 
     _supports_gradient_checkpointing = True
@@ -42,8 +48,17 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
     _keep_in_fp32_modules = WanTransformer3DModel._keep_in_fp32_modules
 
     @register_to_config
-    def __init__(self, wan_config: dict, camera_channels: int = 6, context_tokens: int = 1):
+    def __init__(
+        self,
+        wan_config: dict,
+        camera_channels: int = 6,
+        context_tokens: int = 1,
+        prediction_type: str = "velocity",
+        min_sigma: float = 0.05,
+    ):
         super().__init__()
+        if prediction_type not in ("velocity", "sample"):
+            raise ValueError(f"prediction_type: expected velocity or sample, got {prediction_type!r}")
         if tuple(wan_config.get("patch_size", (1, 2, 2)))[0] != 1:
             raise ValueError(f"wan_config.patch_size: expected temporal patch 1, got {wan_config['patch_size']}")
         self.wan = WanTransformer3DModel(**wan_config)
@@ -126,8 +141,12 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         shift, scale = (wan.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
         x = (wan.norm_out(x.float()) * (1 + scale.squeeze(2)) + shift.squeeze(2)).type_as(x)
         x = wan.proj_out(x)  # (B, L, p_h*p_w*C)
-        out = rearrange(x, "b (v f h w) (ph pw c) -> b v f c (h ph) (w pw)", v=V, f=F, h=h // ph, w=w // pw,
-                        ph=ph, pw=pw)
+        out = rearrange(
+            x, "b (v f h w) (ph pw c) -> b v f c (h ph) (w pw)", v=V, f=F, h=h // ph, w=w // pw, ph=ph, pw=pw
+        )
+        if self.config.prediction_type == "sample":  # x_0 -> velocity, in float32
+            sigma = (timestep.float() / 1000).clamp_min(self.config.min_sigma)[..., None, None, None]
+            out = ((sample.float() - out.float()) / sigma).to(sample.dtype)
         if not return_dict:
             return (out,)
         return MultiViewTransformerOutput(sample=out)

@@ -90,7 +90,9 @@ class MultiViewPipeline(DiffusionPipeline):
         if K.shape != (B, V, T, 3, 3):
             raise ValueError(f"K: expected {(B, V, T, 3, 3)}, got {tuple(K.shape)}")
         if observed.shape != (B, V, T) or observed.dtype != torch.bool:
-            raise ValueError(f"observed: expected a bool tensor of shape {(B, V, T)}, got {observed.dtype} {tuple(observed.shape)}")
+            raise ValueError(
+                f"observed: expected a bool tensor of shape {(B, V, T)}, got {observed.dtype} {tuple(observed.shape)}"
+            )
         if observed.any():
             if video is None:
                 raise ValueError("video: observed frames need pixels; pass video (B, V, T, 3, H, W) in [0, 1]")
@@ -156,13 +158,17 @@ class MultiViewPipeline(DiffusionPipeline):
         h, w = height // codec.spatial_factor, width // codec.spatial_factor
         camera = camera_condition(w2c[:, :, frames], K[:, :, frames], (height, width), (h, w)).to(device, dtype)
         # a model frame is observed only if every video frame it encodes is
-        obs = torch.stack([observed[:, :, max(0, f - codec.temporal_factor + 1): f + 1].all(-1) for f in frames.tolist()], -1)
+        obs = torch.stack(
+            [observed[:, :, max(0, f - codec.temporal_factor + 1) : f + 1].all(-1) for f in frames.tolist()], -1
+        )
         obs = obs.to(device)  # (B, V, F)
 
         # 2. Observed frames encoded; everything else starts from noise
         F = len(frames)
         shape = (B, V, F, codec.channels, h, w)
-        clean = codec.encode(video.to(device)).to(dtype) if obs.any() else torch.zeros(shape, device=device, dtype=dtype)
+        clean = (
+            codec.encode(video.to(device)).to(dtype) if obs.any() else torch.zeros(shape, device=device, dtype=dtype)
+        )
         latents = self.prepare_latents(shape, generator, device, dtype)
         mask = obs[..., None, None, None]
 

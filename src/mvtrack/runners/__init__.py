@@ -3,4 +3,11 @@
 from .generate import default_intrinsics, load_frames, source_cameras, target_cameras
 from .rerender import RerenderSettings, rerender_heldout
 
-__all__ = ["RerenderSettings", "default_intrinsics", "load_frames", "rerender_heldout", "source_cameras", "target_cameras"]
+__all__ = [
+    "RerenderSettings",
+    "default_intrinsics",
+    "load_frames",
+    "rerender_heldout",
+    "source_cameras",
+    "target_cameras",
+]

@@ -65,8 +65,13 @@ def source_cameras(path: str | Path | None, num_frames: int, size: tuple[int, in
     return cams.w2c[:num_frames].float(), cams.K(*size)[:num_frames].float()
 
 
-def target_cameras(spec: str, source_w2c: torch.Tensor, source_K: torch.Tensor, size: tuple[int, int],
-                   generator: torch.Generator | None = None):
+def target_cameras(
+    spec: str,
+    source_w2c: torch.Tensor,
+    source_K: torch.Tensor,
+    size: tuple[int, int],
+    generator: torch.Generator | None = None,
+):
     """A target view's ``(w2c, K)`` from a RealEstate10K file or a named trajectory (``orbit:30``) that starts
     at the source's first camera and keeps its intrinsics."""
     T = source_w2c.shape[0]

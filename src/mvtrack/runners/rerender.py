@@ -48,8 +48,13 @@ def _upscale(frames: np.ndarray, scale: int) -> np.ndarray:
     return np.stack([cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for f in frames])
 
 
-def rerender_heldout(pipe: MultiViewPipeline, settings: RerenderSettings, out_dir: str | Path | None = None,
-                     scale: int = 4, progress: Callable[[int], None] | None = None) -> dict:
+def rerender_heldout(
+    pipe: MultiViewPipeline,
+    settings: RerenderSettings,
+    out_dir: str | Path | None = None,
+    scale: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Score ``pipe`` on ``settings.num_clips`` held-out clips; optionally write videos and metrics.
 
     For every clip and every generated view: PSNR / SSIM of the model, of copying the source view and of the
@@ -60,18 +65,27 @@ def rerender_heldout(pipe: MultiViewPipeline, settings: RerenderSettings, out_di
         {"settings": ..., "mean": {method: {"psnr", "ssim"}}, "clips": [per-clip scores]}.
     """
     s = settings
-    config = SynthConfig(views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=8,
-                         baseline=s.baseline)
+    config = SynthConfig(
+        views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=8, baseline=s.baseline
+    )
     out = Path(out_dir) if out_dir is not None else None
     clips, sheet_rows = [], []
     for start in range(0, s.num_clips, s.batch):
         ids = list(range(start, min(start + s.batch, s.num_clips)))
         clip = render_clips(config, [clip_seed(s.seed, i, "test") for i in ids])
-        generated = torch.cat([
-            pipe(clip.w2c[b:b + 1], clip.K[b:b + 1], clip.video[b:b + 1], "rerender", num_inference_steps=s.steps,
-                 generator=torch.Generator().manual_seed(s.sample_seed + i)).video.cpu()
-            for b, i in enumerate(ids)
-        ])  # (b, V, T, 3, H, W)
+        generated = torch.cat(
+            [
+                pipe(
+                    clip.w2c[b : b + 1],
+                    clip.K[b : b + 1],
+                    clip.video[b : b + 1],
+                    "rerender",
+                    num_inference_steps=s.steps,
+                    generator=torch.Generator().manual_seed(s.sample_seed + i),
+                ).video.cpu()
+                for b, i in enumerate(ids)
+            ]
+        )  # (b, V, T, 3, H, W)
         for b, i in enumerate(ids):
             video, depth, w2c, K = (x[b].double().numpy() for x in (clip.video, clip.depth, clip.w2c, clip.K))
             source = video[0]
@@ -84,7 +98,9 @@ def rerender_heldout(pipe: MultiViewPipeline, settings: RerenderSettings, out_di
                     "depth_warp": depth_warp(source, depth[v], w2c[0], K[0], w2c[v], K[v]),
                 }
                 record["views"].append({m: view_scores(p, video[v]) for m, p in preds.items()})
-                panels.append([to_uint8_frames(torch.from_numpy(x).float()) for x in (source, preds["model"], video[v])])
+                panels.append(
+                    [to_uint8_frames(torch.from_numpy(x).float()) for x in (source, preds["model"], video[v])]
+                )
             clips.append(record)
             if out is not None:
                 rows = [tile_views([_upscale(p, scale) for p in row], columns=3) for row in panels]
@@ -94,8 +110,10 @@ def rerender_heldout(pipe: MultiViewPipeline, settings: RerenderSettings, out_di
                 sheet_rows.append(np.concatenate([grid[t] for t in sorted({0, T // 2, T - 1})], axis=1))
             if progress is not None:
                 progress(1)
-    mean = {m: {k: float(np.mean([vv[m][k] for c in clips for vv in c["views"]])) for k in ("psnr", "ssim")}
-            for m in METHODS}
+    mean = {
+        m: {k: float(np.mean([vv[m][k] for c in clips for vv in c["views"]])) for k in ("psnr", "ssim")}
+        for m in METHODS
+    }
     result = {"settings": asdict(s), "mean": mean, "clips": clips}
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

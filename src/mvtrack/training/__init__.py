@@ -1,6 +1,6 @@
 """Training: configs, the rectified-flow objective, EMA, checkpoints and the Accelerate trainer."""
 
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import export_checkpoint, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import DataConfig, TrainConfig
 from .ema import EMA
 from .flow import add_noise, flow_loss, sample_observed, shifted_sigmas
@@ -12,6 +12,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "add_noise",
+    "export_checkpoint",
     "find_checkpoint",
     "flow_loss",
     "load_checkpoint",

@@ -26,8 +26,9 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(output_dir: str | Path, step: int, model, ema, optimizer, scheduler, trainer_state: dict,
-                    keep: int = 2) -> Path:
+def save_checkpoint(
+    output_dir: str | Path, step: int, model, ema, optimizer, scheduler, trainer_state: dict, keep: int = 2
+) -> Path:
     """Write ``output_dir/checkpoints/step_{step:06d}`` atomically, point ``latest`` at it, prune old ones."""
     root = Path(output_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -71,14 +72,18 @@ def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler) -> dict:
     """Restore everything ``save_checkpoint`` wrote; returns the trainer state (with ``step``)."""
     ckpt = find_checkpoint(path)
     if ckpt is None:
-        raise FileNotFoundError(f"checkpoint: no checkpoint at {path} (expected step_*/trainer.json or checkpoints/latest)")
+        raise FileNotFoundError(
+            f"checkpoint: no checkpoint at {path} (expected step_*/trainer.json or checkpoints/latest)"
+        )
     state = load_file(ckpt / "model.safetensors")
     expected = model.state_dict()
     for k, v in expected.items():
         if k not in state:
             raise ValueError(f"checkpoint {ckpt}: missing parameter {k}")
         if state[k].shape != v.shape:
-            raise ValueError(f"checkpoint {ckpt}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}")
+            raise ValueError(
+                f"checkpoint {ckpt}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"
+            )
     model.load_state_dict(state)
     trainer = json.loads((ckpt / "trainer.json").read_text())
     ema.load_state_dict(load_file(ckpt / "ema.safetensors"), trainer["ema_updates"])
@@ -86,3 +91,45 @@ def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler) -> dict:
     scheduler.load_state_dict(trainer["scheduler"])
     trainer["path"] = str(ckpt)
     return trainer
+
+
+def training_metadata(config: dict, step: int) -> dict:
+    """What ``mvtrack.json`` records beside exported weights: the data and objective the model was trained with."""
+    return {
+        "data": config["data"],
+        "tasks": config["tasks"],
+        "flow_shift": config["flow_shift"],
+        "steps": step,
+        "ema_decay": config["ema_decay"],
+        "model": config["model"],
+    }
+
+
+def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write a checkpoint's EMA weights as a model directory ``load_model`` reads (``save_pretrained`` layout,
+    stored in ``dtype``; float16 halves the size) with its ``mvtrack.json``."""
+    from mvtrack.models import MultiViewTransformer
+
+    ckpt = find_checkpoint(path)
+    if ckpt is None:
+        raise FileNotFoundError(f"checkpoint: no checkpoint at {path}")
+    trainer = json.loads((ckpt / "trainer.json").read_text())
+    model_config = {
+        k: v for k, v in json.loads((ckpt / "model_config.json").read_text()).items() if not k.startswith("_")
+    }
+    model = MultiViewTransformer.from_config(model_config)
+    ema = load_file(ckpt / "ema.safetensors")
+    missing = set(dict(model.named_parameters())) - set(ema)
+    if missing:
+        raise ValueError(f"checkpoint {ckpt}: EMA weights miss {sorted(missing)[:3]}")
+    model.load_state_dict({**model.state_dict(), **ema})
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_config(directory)  # weights cast here, not the module: Wan keeps norms and RoPE in float32
+    save_file(
+        {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()},
+        directory / "diffusion_pytorch_model.safetensors",
+    )
+    meta = training_metadata(trainer["config"], trainer["step"])
+    (Path(directory) / "mvtrack.json").write_text(json.dumps(meta, indent=2))
+    return Path(directory)

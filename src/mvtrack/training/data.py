@@ -19,14 +19,19 @@ class TrainBatches:
     shards in sorted order, cycling, so resuming at step s skips the clips consumed before it.
     """
 
-    def __init__(self, data: DataConfig, batch_size: int, grad_accum: int, rank: int = 0, world: int = 1,
-                 device="cpu"):
+    def __init__(self, data: DataConfig, batch_size: int, grad_accum: int, rank: int = 0, world: int = 1, device="cpu"):
         self.data, self.batch_size, self.grad_accum = data, batch_size, grad_accum
         self.rank, self.world, self.device = rank, world, torch.device(device)
         self.synthetic = data.source == "synthetic"
         if self.synthetic:
-            self.synth = SynthConfig(views=data.views, frames=data.frames, height=data.height, width=data.width,
-                                     num_tracks=data.num_tracks, baseline=data.baseline)
+            self.synth = SynthConfig(
+                views=data.views,
+                frames=data.frames,
+                height=data.height,
+                width=data.width,
+                num_tracks=data.num_tracks,
+                baseline=data.baseline,
+            )
         else:
             self.shards = list_shards(data.source)
             self._stream: Iterator[MultiViewClip] | None = None
@@ -72,6 +77,11 @@ class TrainBatches:
                 f"data: expected clips with >= {d.views} views, >= {d.frames} frames and size {d.height}x{d.width}, "
                 f"got {V} views, {F} frames, {H}x{W} from {d.source}"
             )
-        return MultiViewClip(video=clip.video[:, :d.views, :d.frames], w2c=clip.w2c[:, :d.views, :d.frames],
-                             K=clip.K[:, :d.views, :d.frames], tracks=clip.tracks[:, :d.views, :d.frames],
-                             visible=clip.visible[:, :d.views, :d.frames], meta=clip.meta)
+        return MultiViewClip(
+            video=clip.video[:, : d.views, : d.frames],
+            w2c=clip.w2c[:, : d.views, : d.frames],
+            K=clip.K[:, : d.views, : d.frames],
+            tracks=clip.tracks[:, : d.views, : d.frames],
+            visible=clip.visible[:, : d.views, : d.frames],
+            meta=clip.meta,
+        )

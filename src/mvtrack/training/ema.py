@@ -39,6 +39,8 @@ class EMA:
             raise ValueError(f"EMA state: missing {len(missing)} parameters, e.g. {sorted(missing)[:3]}")
         for k in self.shadow:
             if state[k].shape != self.shadow[k].shape:
-                raise ValueError(f"EMA state {k}: expected shape {tuple(self.shadow[k].shape)}, got {tuple(state[k].shape)}")
+                raise ValueError(
+                    f"EMA state {k}: expected shape {tuple(self.shadow[k].shape)}, got {tuple(state[k].shape)}"
+                )
             self.shadow[k].copy_(state[k])
         self.num_updates = num_updates

@@ -13,8 +13,9 @@ def shifted_sigmas(u: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
-def sample_observed(tasks: dict[str, float], batch: int, views: int, frames: int,
-                    generator: torch.Generator) -> torch.Tensor:
+def sample_observed(
+    tasks: dict[str, float], batch: int, views: int, frames: int, generator: torch.Generator
+) -> torch.Tensor:
     """Draw one observed/generated layout per sample.
 
     Args:
@@ -49,7 +50,9 @@ def add_noise(x0: torch.Tensor, observed: torch.Tensor, shift: float, generator:
     B = x0.shape[0]
     sigma = shifted_sigmas(torch.rand(B, generator=generator), shift).to(x0.device)  # (B,)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device, x0.dtype)
-    sigma_f = torch.where(observed.to(x0.device), torch.zeros_like(sigma)[:, None, None], sigma[:, None, None])  # (B, V, F)
+    sigma_f = torch.where(
+        observed.to(x0.device), torch.zeros_like(sigma)[:, None, None], sigma[:, None, None]
+    )  # (B, V, F)
     s = sigma_f[..., None, None, None]
     x_t = (1 - s) * x0 + s * noise
     return x_t, sigma_f * 1000, noise - x0

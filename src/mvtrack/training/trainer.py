@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from mvtrack.models import camera_condition, load_model
 
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, training_metadata
 from .config import TrainConfig
 from .data import TrainBatches
 from .ema import EMA
@@ -63,13 +63,14 @@ class Trainer:
 
         with torch.random.fork_rng(devices=[]):  # a fresh model's initialisation depends on the seed alone
             torch.manual_seed(config.seed)
-            model, self.codec = load_model(config.model)
+            model, self.codec = load_model(config.model, prediction_type=config.prediction_type)
         model.train()
         if config.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         self.ema = EMA(model, config.ema_decay)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                      betas=(0.9, 0.99))
+        optimizer = torch.optim.AdamW(
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99)
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
         self.start_step = 0
         checkpoint = find_checkpoint(self.output_dir) if resume else None
@@ -80,8 +81,9 @@ class Trainer:
         # The scheduler is stepped by hand once per optimizer step; Accelerate would step it once per process.
         self.model, self.optimizer = acc.prepare(model, optimizer)
         render_device = acc.device if config.data.render_device == "auto" else torch.device(config.data.render_device)
-        self.batches = TrainBatches(config.data, config.batch_size, config.grad_accum, acc.process_index,
-                                    acc.num_processes, render_device)
+        self.batches = TrainBatches(
+            config.data, config.batch_size, config.grad_accum, acc.process_index, acc.num_processes, render_device
+        )
         self._tensorboard = None
 
     @property
@@ -117,8 +119,13 @@ class Trainer:
                 except ImportError as e:
                     raise ImportError("tensorboard: set tensorboard: false or `pip install tensorboard`") from e
                 self._tensorboard = SummaryWriter(str(self.output_dir / "tensorboard"))
-        bar = tqdm(total=cfg.max_steps, initial=self.start_step, desc="train", disable=True if not acc.is_main_process else None,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.start_step,
+            desc="train",
+            disable=True if not acc.is_main_process else None,
+            dynamic_ncols=True,
+        )
         metrics, window, t0 = {}, [], time.perf_counter()
         for step in range(self.start_step, cfg.max_steps):
             for micro in range(cfg.grad_accum):
@@ -136,8 +143,14 @@ class Trainer:
             if done % cfg.log_every == 0 or done == cfg.max_steps:
                 loss = acc.reduce(torch.stack(window).mean().to(acc.device), reduction="mean").item()
                 elapsed = time.perf_counter() - t0
-                metrics = {"step": done, "loss": loss, "grad_norm": float(grad_norm), "lr": self.scheduler.get_last_lr()[0],
-                           "clips_per_s": len(window) * cfg.batch_size * acc.num_processes / elapsed, "time": time.time()}
+                metrics = {
+                    "step": done,
+                    "loss": loss,
+                    "grad_norm": float(grad_norm),
+                    "lr": self.scheduler.get_last_lr()[0],
+                    "clips_per_s": len(window) * cfg.batch_size * acc.num_processes / elapsed,
+                    "time": time.time(),
+                }
                 window, t0 = [], time.perf_counter()
                 self._log(metrics)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -165,8 +178,16 @@ class Trainer:
         acc = self.accelerator
         acc.wait_for_everyone()
         if acc.is_main_process:
-            save_checkpoint(self.output_dir, step, self.unwrapped, self.ema, self.optimizer.optimizer, self.scheduler,
-                            {"seed": self.config.seed, "config": self.config.to_dict()}, self.config.keep_checkpoints)
+            save_checkpoint(
+                self.output_dir,
+                step,
+                self.unwrapped,
+                self.ema,
+                self.optimizer.optimizer,
+                self.scheduler,
+                {"seed": self.config.seed, "config": self.config.to_dict()},
+                self.config.keep_checkpoints,
+            )
         acc.wait_for_everyone()
 
     def export(self, directory: str | Path) -> Path:
@@ -176,8 +197,7 @@ class Trainer:
         backup = {k: p.detach().clone() for k, p in model.named_parameters()}
         self.ema.copy_to(model)
         model.save_pretrained(directory)
-        meta = {"data": self.config.to_dict()["data"], "tasks": self.config.tasks, "flow_shift": self.config.flow_shift,
-                "steps": self.config.max_steps, "ema_decay": self.config.ema_decay}
+        meta = training_metadata(self.config.to_dict(), self.config.max_steps)
         (Path(directory) / "mvtrack.json").write_text(json.dumps(meta, indent=2))
         with torch.no_grad():
             for k, p in model.named_parameters():
