@@ -194,3 +194,24 @@ def test_export_checkpoint_half_precision(tmp_path):
     assert json.loads((out / "mvtrack.json").read_text())["steps"] == 2
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         export_checkpoint(tmp_path / "nothing", tmp_path / "x")
+
+
+def test_shard_batches_follow_the_clip_stream(tmp_path):
+    """Shard data: micro-batch (step, micro, rank) holds clips k of the sorted shard stream, cycling, also when
+    the reader starts mid-stream (as after a resume)."""
+    from mvtrack.data import write_shards
+    from mvtrack.scenes import SynthConfig, render_clips
+
+    clips = render_clips(SynthConfig(views=2, frames=2, height=16, width=16, num_tracks=4), list(range(5))).unbatch()
+    write_shards(clips, tmp_path / "shards", clips_per_shard=2)
+    data = TrainConfig(data={"source": str(tmp_path / "shards"), "views": 1, "frames": 2, "height": 16, "width": 16}).data
+    seeds = [c.meta["seed"] for c in clips]
+    rank1 = TrainBatches(data, batch_size=2, grad_accum=1, rank=1, world=2)
+    assert [c["seed"] for c in rank1.get(0).meta] == seeds[2:4]
+    assert [c["seed"] for c in rank1.get(1).meta] == [seeds[1], seeds[2]]  # clips 6, 7 wrap to 1, 2
+    fresh = TrainBatches(data, batch_size=2, grad_accum=1, rank=0, world=2)
+    batch = fresh.get(1)
+    assert [c["seed"] for c in batch.meta] == [seeds[4], seeds[0]] and batch.video.shape == (2, 1, 2, 3, 16, 16)
+    wrong = TrainConfig(data={"source": str(tmp_path / "shards"), "height": 32, "width": 32, "frames": 2}).data
+    with pytest.raises(ValueError, match="size 32x32"):
+        TrainBatches(wrong, batch_size=1, grad_accum=1).get(0)
