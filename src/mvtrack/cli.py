@@ -200,7 +200,8 @@ def demo(
     out: Path = typer.Option(Path("outputs/demo"), help="Output directory."),
     clips: int = typer.Option(4, min=1, help="Held-out synthetic clips to re-render."),
     steps: int = typer.Option(25, min=1, help="Denoising steps."),
-    seed: int = typer.Option(0, help="Held-out stream seed (test split)."),
+    seed: int = typer.Option(0, help="Seed of the clip stream."),
+    split: str = typer.Option("test", help="Clip stream: test (held out) or val (for choosing checkpoints)."),
     frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
 ):
@@ -212,14 +213,14 @@ def demo(
     pipe = _load_pipeline(model)
     height, width = parse_size(size) if size else (None, None)
     settings = RerenderSettings.for_model(
-        model, num_clips=clips, steps=steps, seed=seed, frames=frames, height=height, width=width
+        model, num_clips=clips, steps=steps, seed=seed, split=split, frames=frames, height=height, width=width
     )
     start = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("re-rendering", total=clips)
         result = rerender_heldout(pipe, settings, out, progress=lambda n: progress.advance(task, n))
     table = Table(
-        title=f"held-out re-rendering, {clips} clips, {settings.height}x{settings.width}, {settings.frames} frames"
+        title=f"re-rendering, {clips} {settings.split} clips, {settings.height}x{settings.width}, {settings.frames} frames"
     )
     for col in ("method", "PSNR (dB)", "SSIM"):
         table.add_column(col)

@@ -123,3 +123,17 @@ def test_sample_prediction_returns_the_velocity_of_its_x0():
     torch.testing.assert_close(v, (x - x0) / sigma, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="prediction_type"):
         build_model("tiny", prediction_type="epsilon")
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(0)
+    a = build_model("tiny")
+    b = build_model("tiny")
+    b.load_state_dict(a.state_dict())
+    b.enable_gradient_checkpointing()
+    assert b.gradient_checkpointing and b.wan.gradient_checkpointing
+    sample, timestep, camera = inputs()
+    for model in (a, b):
+        model(sample, timestep, camera).sample.square().mean().backward()
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6, msg=name)

@@ -45,3 +45,16 @@ def test_shift_and_layouts():
     assert not sample_observed({"joint": 1.0}, 2, 3, 4, g).any()
     mixed = sample_observed({"rerender": 1.0, "joint": 1.0}, 400, 2, 2, g)
     assert 150 < mixed[:, 0, 0].sum() < 250
+
+
+def test_sample_space_loss_is_the_x0_error():
+    g = torch.Generator().manual_seed(2)
+    x0 = torch.randn(2, 2, 3, 3, 4, 4, generator=g)
+    observed = torch.zeros(2, 2, 3, dtype=torch.bool)
+    observed[:, 0] = True
+    x_t, timestep, target = add_noise(x0, observed, 3.0, g)
+    pred = torch.randn_like(x0)
+    sigma = (timestep / 1000)[..., None, None, None]
+    x0_hat = x_t - sigma * pred  # the clean frames a velocity implies
+    expected = (x0_hat - x0)[~observed].square().mean()
+    torch.testing.assert_close(flow_loss(pred, target, observed, timestep), expected)

@@ -204,7 +204,9 @@ def test_shard_batches_follow_the_clip_stream(tmp_path):
 
     clips = render_clips(SynthConfig(views=2, frames=2, height=16, width=16, num_tracks=4), list(range(5))).unbatch()
     write_shards(clips, tmp_path / "shards", clips_per_shard=2)
-    data = TrainConfig(data={"source": str(tmp_path / "shards"), "views": 1, "frames": 2, "height": 16, "width": 16}).data
+    data = TrainConfig(
+        data={"source": str(tmp_path / "shards"), "views": 1, "frames": 2, "height": 16, "width": 16}
+    ).data
     seeds = [c.meta["seed"] for c in clips]
     rank1 = TrainBatches(data, batch_size=2, grad_accum=1, rank=1, world=2)
     assert [c["seed"] for c in rank1.get(0).meta] == seeds[2:4]
@@ -215,3 +217,14 @@ def test_shard_batches_follow_the_clip_stream(tmp_path):
     wrong = TrainConfig(data={"source": str(tmp_path / "shards"), "height": 32, "width": 32, "frames": 2}).data
     with pytest.raises(ValueError, match="size 32x32"):
         TrainBatches(wrong, batch_size=1, grad_accum=1).get(0)
+
+
+def test_trains_in_wan_latent_space(tmp_path, wan_root):
+    """The real path's training loop: a Wan2.1-style root (transformer + VAE), 5-frame clips -> 2 latent frames."""
+    root, _ = wan_root
+    cfg = tiny_config(tmp_path, f"model={root}", "max_steps=2", "data.frames=5", "checkpoint_every=2")
+    trainer = Trainer(cfg)
+    metrics = trainer.train()
+    assert metrics["step"] == 2 and metrics["loss"] > 0
+    model, codec = load_model(tmp_path / "final")  # transformer/ beside a copy of the VAE
+    assert model.in_channels == 4 and codec.channels == 4

@@ -71,9 +71,10 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
     @classmethod
     def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):
         """Wrap a (pretrained) Wan transformer; the new camera branch starts at zero, the Wan weights are copied."""
-        model = cls(dict(wan.config), camera_channels, context_tokens)
+        config = {k: v for k, v in wan.config.items() if not k.startswith("_")}  # drops _name_or_path etc.
+        model = cls(config, camera_channels, context_tokens)
         model.wan.load_state_dict(wan.state_dict())
-        return model.to(wan.dtype)
+        return model if wan.dtype == model.dtype else model.to(wan.dtype)
 
     @property
     def patch_size(self) -> tuple[int, int, int]:

@@ -28,7 +28,8 @@ class RerenderSettings:
     width: int = 64
     baseline: str = "small"
     num_clips: int = 4
-    seed: int = 0  # held-out clips are clip_seed(seed, i, "test"), disjoint from every training stream
+    seed: int = 0  # clips are clip_seed(seed, i, split)
+    split: str = "test"  # test: the held-out stream; val: for choosing among checkpoints; both disjoint from train
     steps: int = 25  # denoising steps
     sample_seed: int = 0  # initial noise of clip i: torch.Generator seeded sample_seed + i
     batch: int = 1
@@ -72,7 +73,7 @@ def rerender_heldout(
     clips, sheet_rows = [], []
     for start in range(0, s.num_clips, s.batch):
         ids = list(range(start, min(start + s.batch, s.num_clips)))
-        clip = render_clips(config, [clip_seed(s.seed, i, "test") for i in ids])
+        clip = render_clips(config, [clip_seed(s.seed, i, s.split) for i in ids])
         generated = torch.cat(
             [
                 pipe(

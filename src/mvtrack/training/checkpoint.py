@@ -106,8 +106,12 @@ def training_metadata(config: dict, step: int) -> dict:
 
 
 def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-    """Write a checkpoint's EMA weights as a model directory ``load_model`` reads (``save_pretrained`` layout,
-    stored in ``dtype``; float16 halves the size) with its ``mvtrack.json``."""
+    """Write a checkpoint's EMA weights as a model directory ``load_model`` reads, with its ``mvtrack.json``.
+
+    Pixel-space models are written flat (``config.json`` + safetensors); latent-space models, whose run started
+    from a root with ``vae/``, are written as ``transformer/`` beside a copy of that ``vae/``. Weights are stored
+    in ``dtype`` (float16 halves the size) and loaded back as float32.
+    """
     from mvtrack.models import MultiViewTransformer
 
     ckpt = find_checkpoint(path)
@@ -124,12 +128,16 @@ def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtyp
         raise ValueError(f"checkpoint {ckpt}: EMA weights miss {sorted(missing)[:3]}")
     model.load_state_dict({**model.state_dict(), **ema})
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_config(directory)  # weights cast here, not the module: Wan keeps norms and RoPE in float32
+    vae = Path(trainer["config"]["model"]) / "vae"
+    weights_dir = directory / "transformer" if vae.is_dir() else directory
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    model.save_config(weights_dir)  # weights cast here, not the module: Wan keeps norms and RoPE in float32
     save_file(
         {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()},
-        directory / "diffusion_pytorch_model.safetensors",
+        weights_dir / "diffusion_pytorch_model.safetensors",
     )
+    if vae.is_dir():
+        shutil.copytree(vae, directory / "vae", dirs_exist_ok=True)
     meta = training_metadata(trainer["config"], trainer["step"])
-    (Path(directory) / "mvtrack.json").write_text(json.dumps(meta, indent=2))
-    return Path(directory)
+    (directory / "mvtrack.json").write_text(json.dumps(meta, indent=2))
+    return directory

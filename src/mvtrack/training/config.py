@@ -46,6 +46,8 @@ class TrainConfig:
     # network output of a fresh preset: velocity (Wan's) or sample (x_0, converted to velocity in the model;
     # pixel-space models with 8x8 patches learn much faster this way, see MultiViewTransformer)
     prediction_type: str = "velocity"
+    # velocity: MSE of the velocity (Wan's); sample: MSE of the implied x_0 (sigma^2-weighted velocity error)
+    loss_space: str = "velocity"
     mixed_precision: str = "auto"  # auto = bf16 on CUDA, fp32 (no) on CPU; or no / bf16 / fp16
     gradient_checkpointing: bool = False
     seed: int = 0  # noise and task sampling: step s of rank r draws from seed (seed, s, r)
@@ -76,6 +78,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.ema_decay: expected a value in [0, 1), got {self.ema_decay}")
         if self.prediction_type not in ("velocity", "sample"):
             raise ValueError(f"TrainConfig.prediction_type: expected velocity or sample, got {self.prediction_type!r}")
+        if self.loss_space not in ("velocity", "sample"):
+            raise ValueError(f"TrainConfig.loss_space: expected velocity or sample, got {self.loss_space!r}")
         if self.flow_shift <= 0:
             raise ValueError(f"TrainConfig.flow_shift: expected > 0, got {self.flow_shift}")
         if self.data.views < 1 or self.data.frames < 1:

@@ -58,13 +58,19 @@ def add_noise(x0: torch.Tensor, observed: torch.Tensor, shift: float, generator:
     return x_t, sigma_f * 1000, noise - x0
 
 
-def flow_loss(pred: torch.Tensor, target: torch.Tensor, observed: torch.Tensor) -> torch.Tensor:
+def flow_loss(pred: torch.Tensor, target: torch.Tensor, observed: torch.Tensor,
+              timestep: torch.Tensor | None = None) -> torch.Tensor:
     """Mean squared error over the generated frames only.
 
     Args:
-        pred, target: (B, V, F, C, h, w); observed: (B, V, F) bool.
+        pred, target: (B, V, F, C, h, w) velocities; observed: (B, V, F) bool.
+        timestep: (B, V, F); when given, each frame's error is weighted by sigma^2, which turns the velocity
+            error into the error of the implied x_0 (``x_0 = x_t - sigma * v``): every noise level counts
+            alike instead of low-noise frames dominating.
     """
-    weight = (~observed).to(pred.device, torch.float32)[..., None, None, None]  # (B, V, F, 1, 1, 1)
-    per_element = (pred.float() - target.float()).square() * weight
+    weight = (~observed).to(pred.device, torch.float32)  # (B, V, F)
+    scale = weight if timestep is None else weight * (timestep.to(pred.device).float() / 1000) ** 2
+    per_element = (pred.float() - target.float()).square() * scale[..., None, None, None]
+    weight = weight[..., None, None, None]
     denom = weight.sum() * pred[0, 0, 0].numel()
     return per_element.sum() / denom.clamp_min(1.0)

@@ -17,9 +17,9 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from mvtrack.models import camera_condition, load_model
+from mvtrack.models import WanVAECodec, camera_condition, load_model
 
-from .checkpoint import find_checkpoint, load_checkpoint, save_checkpoint, training_metadata
+from .checkpoint import export_checkpoint, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import TrainBatches
 from .ema import EMA
@@ -65,6 +65,8 @@ class Trainer:
             torch.manual_seed(config.seed)
             model, self.codec = load_model(config.model, prediction_type=config.prediction_type)
         model.train()
+        if isinstance(self.codec, WanVAECodec):  # frozen; encodes each batch on the training device
+            self.codec.vae.to(acc.device).eval().requires_grad_(False)
         if config.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         self.ema = EMA(model, config.ema_decay)
@@ -103,7 +105,7 @@ class Trainer:
         x_t, timestep, target = add_noise(x0, observed, cfg.flow_shift, generator)
         with acc.autocast():
             pred = self.model(x_t, timestep, camera).sample
-        loss = flow_loss(pred, target, observed)
+        loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
         acc.backward(loss / cfg.grad_accum)
         return loss.detach()
 
@@ -191,15 +193,5 @@ class Trainer:
         acc.wait_for_everyone()
 
     def export(self, directory: str | Path) -> Path:
-        """Save the EMA weights with ``save_pretrained`` (a directory ``load_model`` reads), plus ``mvtrack.json``
-        recording the data the model was trained on (``mvtrack demo`` and ``generate`` default to it)."""
-        model = self.unwrapped
-        backup = {k: p.detach().clone() for k, p in model.named_parameters()}
-        self.ema.copy_to(model)
-        model.save_pretrained(directory)
-        meta = training_metadata(self.config.to_dict(), self.config.max_steps)
-        (Path(directory) / "mvtrack.json").write_text(json.dumps(meta, indent=2))
-        with torch.no_grad():
-            for k, p in model.named_parameters():
-                p.copy_(backup[k])
-        return Path(directory)
+        """Write the latest checkpoint's EMA weights as a model directory (see ``export_checkpoint``)."""
+        return export_checkpoint(self.output_dir, directory)
