@@ -136,11 +136,8 @@ def viz(
         raise typer.Exit(1)
 
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "weights" / "mvtrack-S"
-
-
-def _default_model() -> str:
-    return str(DEFAULT_MODEL)
+# the embedded default, in the source tree (an editable install; other installs pass --model)
+DEFAULT_MODEL = str(Path(__file__).resolve().parents[2] / "weights" / "mvtrack-S")
 
 
 @app.command()
@@ -179,7 +176,7 @@ def export(
         path = export_checkpoint(checkpoint, out, torch.float16 if half else torch.float32)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
-    size = sum(p.stat().st_size for p in path.iterdir()) / 2**20
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
     console.print(f"wrote {path} ({size:.1f} MiB)")
 
 
@@ -196,7 +193,7 @@ def _load_pipeline(model: str):
 
 @app.command()
 def demo(
-    model: str = typer.Option(_default_model(), help="Model directory or preset (default: the embedded mvtrack-S)."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (default: the embedded mvtrack-S)."),
     out: Path = typer.Option(Path("outputs/demo"), help="Output directory."),
     clips: int = typer.Option(4, min=1, help="Held-out synthetic clips to re-render."),
     steps: int = typer.Option(25, min=1, help="Denoising steps."),
@@ -251,7 +248,7 @@ def generate(
         help="Target trajectory per generated view: a RealEstate10K file "
         "or NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, static).",
     ),
-    model: str = typer.Option(_default_model(), help="Model directory or preset (default: the embedded mvtrack-S)."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (default: the embedded mvtrack-S)."),
     frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
     fov: float = typer.Option(55.0, help="Horizontal field of view in degrees when no camera file is given."),
