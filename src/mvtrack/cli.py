@@ -315,3 +315,127 @@ def generate(
         write_mp4(out / f"view_{i:02d}.mp4", frames_i, fps)
     write_mp4(out / "grid.mp4", tile_views(views, columns=len(views)), fps)
     console.print(f"wrote {len(views)} views and grid.mp4 (source | " + " | ".join(target) + f") to {out}")
+
+
+def _eval_settings(matcher: str, cameras: bool, tracks: bool):
+    from mvtrack.evaluation.matching import MATCHERS
+    from mvtrack.runners.evaluate import EvalSettings
+
+    if matcher not in MATCHERS:
+        raise typer.BadParameter(f"expected one of {MATCHERS}, got {matcher!r}", param_hint="--matcher")
+    return EvalSettings(matcher=matcher, cameras=cameras, tracks=tracks)
+
+
+def _print_summary(rows: dict[str, dict], title: str) -> None:
+    """One table row per evaluated method: ``rows[name] = summary``."""
+    from rich.table import Table
+
+    from mvtrack.runners.report import LOWER_IS_BETTER, METRIC_ORDER
+
+    present = [k for k in METRIC_ORDER if any(k in s["metrics"] for s in rows.values()) and not k.startswith(
+        ("RotErr", "TransErr", "CamMC"))]
+    table = Table(title=title)
+    table.add_column("method")
+    for k in present:
+        table.add_column(k + (" ↓" if k in LOWER_IS_BETTER else ""), justify="right")
+    table.add_column("cam. fail", justify="right")
+    table.add_column("AUC@5/10/20", justify="right")
+    for name, s in rows.items():
+        cells = []
+        for k in present:
+            m = s["metrics"].get(k)
+            cells.append("—" if m is None or m["n"] == 0 else f"{m['mean']:.3f}")
+        f = s.get("camera_failures")
+        a = s.get("pose_auc")
+        cells.append(f"{f['failed']}/{f['attempted']}" if f else "—")
+        cells.append(f"{a['@5']:.2f}/{a['@10']:.2f}/{a['@20']:.2f}" if a else "—")
+        table.add_row(name, *cells)
+    console.print(table)
+
+
+def _report_skipped(skipped: list[dict]) -> None:
+    for x in skipped:
+        console.print(f"[yellow]skipped[/] {x['clip']} view {x['view']}: {x['reason']}")
+
+
+@app.command(name="eval")
+def eval_(
+    pred: Path = typer.Option(..., help="Generated videos: PRED/<clip>/view_<v>.mp4 (v >= 1)."),
+    gt: Path = typer.Option(..., help="Ground truth: GT/<clip>/view_<v>.txt cameras, optional view_<v>.mp4 and "
+                            "annotations.npz (docs/evaluation.md)."),
+    out: Path = typer.Option(None, help="Where results.json and report.html go (default: PRED/../eval_<name>)."),
+    matcher: str = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC: xfeat, sift or auto."),
+    cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP (RotErr / TransErr / CamMC)."),
+    tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them against annotations."),
+):
+    """Score any system's generated videos against the requested cameras and the ground truth."""
+    from mvtrack.runners.evaluate import evaluate_dirs
+    from mvtrack.runners.report import write_report
+
+    settings = _eval_settings(matcher, cameras, tracks)
+    out = out or pred.parent / f"eval_{pred.name}"
+    clips = sorted(p for p in pred.iterdir() if p.is_dir()) if pred.is_dir() else []
+    try:
+        with _progress() as progress:
+            task = progress.add_task("scoring clips", total=len(clips))
+            result = evaluate_dirs(pred, gt, settings, progress=lambda _: progress.advance(task))
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=True))
+    report = write_report(result, out, title=f"mvtrack eval: {pred}")
+    _report_skipped(result.skipped)
+    _print_summary({pred.name: result.summary}, f"{result.summary['views_scored']} views scored, "
+                   f"{result.summary['views_skipped']} skipped")
+    console.print(f"wrote {out / 'results.json'} and {report}")
+
+
+@app.command()
+def bench(
+    config: Path = typer.Option(Path("configs/bench/heldout.yaml"), help="Benchmark split (YAML)."),
+    checkpoint: list[str] = typer.Option([], help="Model directory or preset to score (repeatable)."),
+    method: list[str] = typer.Option([], help="Reference row(s): ground_truth, copy_source, depth_warp, noise."),
+    out: Path = typer.Option(Path("outputs/bench"), help="Output root: OUT/<method>/{pred,results.json,report.html}."),
+    steps: int = typer.Option(25, min=1, help="Denoising steps for checkpoints."),
+    seed: int = typer.Option(0, help="Sampling seed: clip i draws its noise from seed + i."),
+    matcher: str = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC: xfeat, sift or auto."),
+    cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP."),
+    tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them."),
+):
+    """Run checkpoints and reference methods on the held-out synthetic split and score them (mvtrack eval)."""
+    from mvtrack.runners.bench import REFERENCE_METHODS, BenchConfig, write_ground_truth, write_predictions
+    from mvtrack.runners.evaluate import evaluate_dirs
+    from mvtrack.runners.report import write_report
+
+    if not checkpoint and not method:
+        raise typer.BadParameter("give at least one --checkpoint or --method")
+    for m in method:
+        if m not in REFERENCE_METHODS:
+            raise typer.BadParameter(f"expected one of {REFERENCE_METHODS}, got {m!r}", param_hint="--method")
+    try:
+        cfg = BenchConfig.from_yaml(config)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        raise typer.BadParameter(str(e), param_hint="--config") from None
+    settings = _eval_settings(matcher, cameras, tracks)
+    total = sum(g.clips for g in cfg.groups)
+    runs = [(m, m, None) for m in method] + [(Path(c).name or c, "model", c) for c in checkpoint]
+    rows = {}
+    with _progress() as progress:
+        task = progress.add_task(f"ground truth ({cfg.name})", total=total)
+        gt = write_ground_truth(cfg, out / "gt" / cfg.name, progress=lambda: progress.advance(task))
+        for name, kind, model in runs:
+            pipe = _load_pipeline(model) if model else None
+            task = progress.add_task(f"{name}: predicting", total=total)
+            pred = write_predictions(cfg, out / name / "pred", kind, pipe=pipe, steps=steps, seed=seed,
+                                     progress=lambda t=task: progress.advance(t))
+            task = progress.add_task(f"{name}: scoring", total=total)
+            result = evaluate_dirs(pred, gt, settings, progress=lambda _, t=task: progress.advance(t))
+            result.summary["method"], result.summary["split"] = name, cfg.name
+            (out / name / "results.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=True))
+            write_report(result, out / name, title=f"mvtrack bench: {name} on {cfg.name}",
+                         notes=f"{total} held-out clips of {config}; {steps} steps, seed {seed}" if model else "")
+            _report_skipped(result.skipped)
+            rows[name] = result.summary
+    _print_summary(rows, f"{cfg.name}: {total} clips, {cfg.views} views x {cfg.frames} frames, "
+                   f"{cfg.height}x{cfg.width}")
+    console.print(f"wrote {out}/<method>/results.json and report.html")

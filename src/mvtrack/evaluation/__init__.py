@@ -3,10 +3,10 @@
 from .optical_flow import flow_tracks
 from .image import psnr, ssim, temporal_flickering
 from .pose import angle_error_mat, angle_error_vec, camera_errors, estimate_pose, pose_auc, relative_pose_error
-from .rerender import copy_source, depth_warp, view_scores
+from .rerender import copy_source, covisible_mask, depth_warp, view_scores, warp_psnr
 from .tracking import tapvid_metrics, to_tapvid, track_epe
 
 __all__ = [
     "flow_tracks", "psnr", "ssim", "temporal_flickering", "angle_error_mat", "angle_error_vec", "camera_errors", "estimate_pose",
-    "pose_auc", "relative_pose_error", "copy_source", "depth_warp", "view_scores", "tapvid_metrics", "to_tapvid", "track_epe",
+    "pose_auc", "relative_pose_error", "copy_source", "covisible_mask", "depth_warp", "view_scores", "warp_psnr", "tapvid_metrics", "to_tapvid", "track_epe",
 ]
