@@ -330,10 +330,9 @@ def _print_summary(rows: dict[str, dict], title: str) -> None:
     """One table row per evaluated method: ``rows[name] = summary``."""
     from rich.table import Table
 
-    from mvtrack.runners.report import LOWER_IS_BETTER, METRIC_ORDER
+    from mvtrack.runners.report import LOWER_IS_BETTER, METRIC_ORDER, SUMS
 
-    present = [k for k in METRIC_ORDER if any(k in s["metrics"] for s in rows.values()) and not k.startswith(
-        ("RotErr", "TransErr", "CamMC"))]
+    present = [k for k in METRIC_ORDER if any(k in s["metrics"] for s in rows.values()) and k not in SUMS]
     table = Table(title=title)
     table.add_column("method")
     for k in present:
@@ -405,7 +404,7 @@ def bench(
     """Run checkpoints and reference methods on the held-out synthetic split and score them (mvtrack eval)."""
     from mvtrack.runners.bench import REFERENCE_METHODS, BenchConfig, write_ground_truth, write_predictions
     from mvtrack.runners.evaluate import evaluate_dirs
-    from mvtrack.runners.report import write_report
+    from mvtrack.runners.report import markdown_table, write_report
 
     if not checkpoint and not method:
         raise typer.BadParameter("give at least one --checkpoint or --method")
@@ -438,4 +437,65 @@ def bench(
             rows[name] = result.summary
     _print_summary(rows, f"{cfg.name}: {total} clips, {cfg.views} views x {cfg.frames} frames, "
                    f"{cfg.height}x{cfg.width}")
-    console.print(f"wrote {out}/<method>/results.json and report.html")
+    (out / "summary.md").write_text(markdown_table(rows))
+    console.print(f"wrote {out}/<method>/results.json and report.html, and {out}/summary.md")
+
+
+@app.command(name="analyze-layers")
+def analyze_layers(
+    model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (pixel space)."),
+    out: Path = typer.Option(Path("outputs/layers"), help="Where layers.json and layers.png go."),
+    clips: int = typer.Option(8, min=1, help="Ground-truth clips (the val stream: not the held-out test split)."),
+    baseline: str = typer.Option("mixed", help="Camera baseline of the clips: small, wide or mixed."),
+    sigma: float = typer.Option(0.5, min=0.0, max=1.0, help="Noise level of every frame (flow matching sigma)."),
+    pairs: int = typer.Option(256, min=1, help="Sampled correspondences per clip."),
+    seed: int = typer.Option(0),
+    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
+    size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
+    views: int = typer.Option(None, help="Views (default: the model's training count)."),
+):
+    """Score every self-attention layer of a model as a tracker (attention argmax vs ground-truth tracks)."""
+    import torch
+    from rich.table import Table
+
+    from mvtrack.runners import RerenderSettings
+    from mvtrack.scenes import SynthConfig, clip_seed, render_clips
+    from mvtrack.tracking.analysis import NO_MOTION, as_dicts, attention_scores, merge_scores, plot_scores
+
+    pipe = _load_pipeline(model)
+    net = pipe.transformer
+    if pipe.codec.channels != 3:
+        raise typer.BadParameter("layer analysis needs a pixel-space model (tracks are in pixels)", param_hint="--model")
+    height, width = parse_size(size) if size else (None, None)
+    s = RerenderSettings.for_model(model, frames=frames, height=height, width=width, views=views)
+    try:
+        config = SynthConfig(views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=pairs,
+                             baseline=baseline)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    net.eval()
+    batches = []
+    with _progress() as progress:
+        task = progress.add_task("analysing clips", total=clips)
+        for i in range(clips):
+            clip = render_clips(config, [clip_seed(seed, i, "val")])
+            batches.append(attention_scores(net, clip, sigma=sigma, num_pairs=pairs, seed=seed + i))
+            progress.advance(task)
+    scores = merge_scores(batches)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "layers.json").write_text(json.dumps({"model": model, "sigma": sigma, "clips": clips, "baseline": baseline,
+                                                 "scores": as_dicts(scores)}, indent=1))
+    plot_scores(scores, out / "layers.png", f"{Path(model).name}: attention argmax as a tracker (sigma {sigma})")
+    table = Table(title=f"attention as a tracker: {clips} val clips, {s.views} views x {s.frames} frames, "
+                        f"{s.height}x{s.width}, sigma {sigma} (PCK in tokens)")
+    for col in ("layer", "pairs", "PCK@1 all", "PCK@2 all", "PCK@4 all", "PCK@2 temporal", "PCK@2 cross-view",
+                "PCK@2 cross-view-time", "cycle"):
+        table.add_column(col, justify="right")
+    by = {(r.layer, r.kind): r for r in scores}
+    for layer in sorted({r.layer for r in scores}):
+        a = by[(layer, "all")]
+        table.add_row("no motion" if layer == NO_MOTION else str(layer), str(a.pairs), f"{a.pck1:.3f}",
+                      f"{a.pck2:.3f}", f"{a.pck4:.3f}", *(f"{by[(layer, k)].pck2:.3f}" for k in
+                      ("temporal", "cross_view", "cross_view_time")), "—" if layer == NO_MOTION else f"{a.cycle:.3f}")
+    console.print(table)
+    console.print(f"wrote {out / 'layers.json'} and {out / 'layers.png'}")

@@ -17,6 +17,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .camera import CameraEncoder
+from .refiner import RefinerFeedback
 
 
 @dataclass
@@ -41,6 +42,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             output must carry the full-strength noise of every 8x8x3 patch through the network ("Back to Basics:
             Let Denoising Generative Models Denoise", Li & He 2025). Either way ``forward`` returns the velocity.
         min_sigma: the clamp of the division for ``sample`` prediction.
+        refiner_block: Track4Gen: index of the block whose output hidden states, reshaped per frame, go through an
+            identity-initialised refiner and return as ``h + zero_conv(stop_grad(R(h)))``; None (default) for none.
+            The refined features of the last forward are kept in ``self.refined`` ((B*V*F, D, h', w')).
     """
 
     _supports_gradient_checkpointing = True
@@ -55,6 +59,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         context_tokens: int = 1,
         prediction_type: str = "velocity",
         min_sigma: float = 0.05,
+        refiner_block: int | None = None,
     ):
         super().__init__()
         if prediction_type not in ("velocity", "sample"):
@@ -67,6 +72,10 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.camera_encoder = CameraEncoder(camera_channels, dim, tuple(wan.patch_size), wan.num_layers)
         self.null_context = nn.Parameter(torch.randn(1, context_tokens, wan.text_dim) * 0.02)
         self.gradient_checkpointing = False
+        if refiner_block is not None and not 0 <= refiner_block < wan.num_layers:
+            raise ValueError(f"refiner_block: expected a block index in [0, {wan.num_layers}), got {refiner_block}")
+        self.refiner = RefinerFeedback(dim) if refiner_block is not None else None
+        self.refined: torch.Tensor | None = None
 
     @classmethod
     def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):
@@ -75,6 +84,21 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         model = cls(config, camera_channels, context_tokens)
         model.wan.load_state_dict(wan.state_dict())
         return model if wan.dtype == model.dtype else model.to(wan.dtype)
+
+    def add_refiner(self, block: int) -> None:
+        """Give a model built without one a Track4Gen refiner after ``block`` (identity refiner, zero feedback: the
+        outputs do not change)."""
+        if self.refiner is not None:
+            if self.config.refiner_block != block:
+                raise ValueError(f"refiner_block: the model already refines block {self.config.refiner_block}, "
+                                 f"not {block}")
+            return
+        n = self.wan.config.num_layers
+        if not 0 <= block < n:
+            raise ValueError(f"refiner_block: expected a block index in [0, {n}), got {block}")
+        dim = self.wan.config.num_attention_heads * self.wan.config.attention_head_dim
+        self.refiner = RefinerFeedback(dim).to(device=self.device, dtype=self.dtype)
+        self.register_to_config(refiner_block=block)
 
     @property
     def patch_size(self) -> tuple[int, int, int]:
@@ -131,12 +155,16 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         timestep_proj = repeat(timestep_proj, "b f (k d) -> b (f n) k d", n=tokens_per_frame, k=6)  # (B, L, 6, D)
 
         # 3. Transformer blocks, each preceded by its zero-initialised camera projection
-        for block, proj in zip(wan.blocks, self.camera_encoder.block_proj):
+        for i, (block, proj) in enumerate(zip(wan.blocks, self.camera_encoder.block_proj)):
             x = x + proj(cam)
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 x = self._gradient_checkpointing_func(block, x, context, timestep_proj, rotary_emb)
             else:
                 x = block(x, context, timestep_proj, rotary_emb)
+            if self.refiner is not None and i == self.config.refiner_block:  # Track4Gen
+                frames = rearrange(x, "b (f h w) d -> (b f) d h w", f=V * F, h=h // ph, w=w // pw)
+                frames, self.refined = self.refiner(frames)
+                x = rearrange(frames, "(b f) d h w -> b (f h w) d", b=B)
 
         # 4. Output norm, projection & unpatchify
         shift, scale = (wan.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)

@@ -195,7 +195,7 @@ def evaluate_clip(
         rec.metrics["flicker"] = temporal_flickering(gen_f)
         if reference is not None:
             ref_f = _to_float(reference)
-            rec.metrics["psnr"] = float(np.mean(psnr(gen_f, ref_f)))
+            rec.metrics["psnr"] = float(psnr(gen_f.reshape(-1, H, W), ref_f.reshape(-1, H, W)))  # of the video MSE
             rec.metrics["ssim"] = float(np.mean(ssim(gen_f, ref_f)))
         if source is not None and (clip_dir / "view_0.txt").is_file():
             try:

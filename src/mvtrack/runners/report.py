@@ -19,6 +19,7 @@ from .evaluate import Artifacts, EvalResult
 # Column order of the per-view table and of summaries; higher is better unless listed in LOWER_IS_BETTER.
 METRIC_ORDER = ("psnr", "ssim", "warp_psnr", "mat_pix", "AJ", "delta_avg", "OA", "track_epe", "mRotErr",
                 "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "flicker")
+SUMS = {"RotErr", "TransErr", "CamMC"}  # tables show the per-frame means; JSON keeps both
 LOWER_IS_BETTER = {"track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC"}
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
@@ -28,6 +29,7 @@ th { background: #f0f0f0; } td.l, th.l { text-align: left; }
 .clip { border-top: 2px solid #ddd; padding-top: 10px; margin-top: 18px; }
 .row { display: flex; gap: 16px; align-items: flex-start; flex-wrap: wrap; }
 .row figure { margin: 0; } figcaption { font-size: 12px; color: #555; }
+.row img, .row video { max-height: 420px; }
 .bad { color: #b00; } .muted { color: #777; font-size: 13px; }
 """
 
@@ -116,6 +118,21 @@ def _summary_table(summary: dict) -> str:
                   f"{html.escape(summary.get('matcher', ''))}): @5° {_fmt(a['@5'])}, @10° {_fmt(a['@10'])}, "
                   f"@20° {_fmt(a['@20'])}</p>")
     return (f"<table><tr><th class='l'>metric</th><th>mean</th><th>std</th><th>n</th></tr>{rows}</table>{extra}")
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """A Markdown table with one row per method (``rows[name] = summary``): metric means, camera failures, AUC."""
+    keys = [k for k in METRIC_ORDER if any(k in r["metrics"] for r in rows.values()) and k not in SUMS]
+    header = ["method"] + [k + (" ↓" if k in LOWER_IS_BETTER else "") for k in keys] + [
+        "camera failures", "pose AUC@5/10/20"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, s in rows.items():
+        cells = [name] + [_fmt(s["metrics"][k]["mean"]) if k in s["metrics"] else "—" for k in keys]
+        f, a = s.get("camera_failures"), s.get("pose_auc")
+        cells.append(f"{f['failed']}/{f['attempted']}" if f else "—")
+        cells.append(f"{a['@5']:.3f} / {a['@10']:.3f} / {a['@20']:.3f}" if a else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def write_report(result: EvalResult, out_dir: str | Path, title: str = "mvtrack evaluation", max_clips: int = 16,

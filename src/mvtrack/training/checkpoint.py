@@ -27,9 +27,13 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 def save_checkpoint(
-    output_dir: str | Path, step: int, model, ema, optimizer, scheduler, trainer_state: dict, keep: int = 2
+    output_dir: str | Path, step: int, model, ema, optimizer, scheduler, trainer_state: dict, keep: int = 2,
+    extra: dict | None = None,
 ) -> Path:
-    """Write ``output_dir/checkpoints/step_{step:06d}`` atomically, point ``latest`` at it, prune old ones."""
+    """Write ``output_dir/checkpoints/step_{step:06d}`` atomically, point ``latest`` at it, prune old ones.
+
+    ``extra`` maps names to training-only modules (e.g. the tracking head), saved as ``NAME.safetensors``.
+    """
     root = Path(output_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step_{step:06d}"
@@ -41,6 +45,8 @@ def save_checkpoint(
     save_file(state, tmp / "model.safetensors")
     save_file({k: v.cpu().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
     (tmp / "model_config.json").write_text(json.dumps(dict(model.config), indent=2))
+    for name, module in (extra or {}).items():
+        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, tmp / f"{name}.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     trainer = {**trainer_state, "step": step, "scheduler": scheduler.state_dict(), "ema_updates": ema.num_updates}
     (tmp / "trainer.json").write_text(json.dumps(trainer, indent=2))
@@ -68,7 +74,7 @@ def find_checkpoint(path: str | Path) -> Path | None:
     return None
 
 
-def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler) -> dict:
+def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler, extra: dict | None = None) -> dict:
     """Restore everything ``save_checkpoint`` wrote; returns the trainer state (with ``step``)."""
     ckpt = find_checkpoint(path)
     if ckpt is None:
@@ -85,6 +91,10 @@ def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler) -> dict:
                 f"checkpoint {ckpt}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"
             )
     model.load_state_dict(state)
+    for name, module in (extra or {}).items():
+        if not (ckpt / f"{name}.safetensors").is_file():
+            raise ValueError(f"checkpoint {ckpt}: no {name}.safetensors (was it trained with the same objective?)")
+        module.load_state_dict(load_file(ckpt / f"{name}.safetensors"))
     trainer = json.loads((ckpt / "trainer.json").read_text())
     ema.load_state_dict(load_file(ckpt / "ema.safetensors"), trainer["ema_updates"])
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))

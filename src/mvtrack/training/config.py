@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from mvtrack.tracking.supervision import TrackingConfig
+
 TASKS = ("rerender", "i2v", "joint")
 
 
@@ -27,6 +29,8 @@ class DataConfig:
 class TrainConfig:
     model: str = "S"  # a preset (tiny, S, B) or a local directory (mvtrack save_pretrained, or a Wan2.1 diffusers root)
     data: DataConfig = field(default_factory=DataConfig)
+    # track supervision: MVTrack4Gen (tracking.layers), Track4Gen (tracking.refiner_block); off by default
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # probability of each observed/generated layout: rerender = view 0 observed; i2v = frame 0 of view 0
     # observed; joint = nothing observed
     tasks: dict = field(default_factory=lambda: {"rerender": 0.7, "i2v": 0.2, "joint": 0.1})
@@ -60,6 +64,8 @@ class TrainConfig:
     def __post_init__(self):
         if isinstance(self.data, dict):
             self.data = _from_dict(DataConfig, self.data, "data")
+        if isinstance(self.tracking, dict):
+            self.tracking = _from_dict(TrackingConfig, self.tracking, "tracking")
         for name in ("batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name}: expected a positive integer, got {getattr(self, name)!r}")

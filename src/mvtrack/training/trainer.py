@@ -18,6 +18,7 @@ from accelerate import Accelerator
 from tqdm.auto import tqdm
 
 from mvtrack.models import WanVAECodec, camera_condition, load_model
+from mvtrack.tracking import TrackSupervision
 
 from .checkpoint import export_checkpoint, find_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -64,20 +65,28 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # a fresh model's initialisation depends on the seed alone
             torch.manual_seed(config.seed)
             model, self.codec = load_model(config.model, prediction_type=config.prediction_type)
+            if config.tracking.refiner_block is not None:
+                model.add_refiner(config.tracking.refiner_block)
+            self.supervision = TrackSupervision(config.tracking, model) if config.tracking.enabled else None
+        if self.supervision is not None and isinstance(self.codec, WanVAECodec):
+            raise ValueError("tracking: track supervision needs a pixel-space model (tracks are in pixels and frames; "
+                             "latent models compress both)")
         model.train()
         if isinstance(self.codec, WanVAECodec):  # frozen; encodes each batch on the training device
             self.codec.vae.to(acc.device).eval().requires_grad_(False)
         if config.gradient_checkpointing:
             model.enable_gradient_checkpointing()
         self.ema = EMA(model, config.ema_decay)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99)
-        )
+        self.extra = {"track_head": self.supervision.head} if self.supervision and self.supervision.head else {}
+        if self.extra:
+            self.extra["track_head"].to(acc.device)
+        params = list(model.parameters()) + [p for m in self.extra.values() for p in m.parameters()]
+        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
         self.start_step = 0
         checkpoint = find_checkpoint(self.output_dir) if resume else None
         if checkpoint is not None:
-            state = load_checkpoint(checkpoint, model, self.ema, optimizer, self.scheduler)
+            state = load_checkpoint(checkpoint, model, self.ema, optimizer, self.scheduler, self.extra)
             self.start_step = state["step"]
             acc.print(f"resumed from {state['path']} at step {self.start_step}")
         # The scheduler is stepped by hand once per optimizer step; Accelerate would step it once per process.
@@ -92,8 +101,8 @@ class Trainer:
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
 
-    def micro_step(self, step: int, micro: int) -> torch.Tensor:
-        """Forward + backward of one micro-batch; returns the (undivided) loss."""
+    def micro_step(self, step: int, micro: int) -> tuple[torch.Tensor, dict]:
+        """Forward + backward of one micro-batch; returns the (undivided) total loss and its parts."""
         cfg, acc = self.config, self.accelerator
         clip = self.batches.get(step, micro)
         generator = step_generator(cfg.seed, step, micro, acc.process_index)
@@ -106,8 +115,16 @@ class Trainer:
         with acc.autocast():
             pred = self.model(x_t, timestep, camera).sample
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
+        parts = {"diffusion": loss.detach()}
+        if self.supervision is not None:
+            track = self.supervision.losses(self.unwrapped, clip.tracks.to(acc.device), clip.visible.to(acc.device),
+                                            (h, w), generator)
+            loss = loss + track.pop("total")
+            parts.update({k: v.detach() for k, v in track.items()})
         acc.backward(loss / cfg.grad_accum)
-        return loss.detach()
+        if self.supervision is not None:
+            self.supervision.clear(self.unwrapped)
+        return loss.detach(), parts
 
     def train(self) -> dict:
         """Run to ``config.max_steps``; returns the last logged metrics."""
@@ -136,18 +153,30 @@ class Trainer:
                         window.append(self.micro_step(step, micro))
                 else:
                     window.append(self.micro_step(step, micro))
-            grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            for module in self.extra.values():  # training-only modules sit outside DDP: average their gradients
+                for p in module.parameters():
+                    if p.grad is not None and acc.num_processes > 1:
+                        p.grad = acc.reduce(p.grad, reduction="mean")
+            grad_norm = acc.clip_grad_norm_(
+                list(self.model.parameters()) + [p for m in self.extra.values() for p in m.parameters()], cfg.grad_clip
+            )
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
             self.ema.update(self.unwrapped)
             done = step + 1
             if done % cfg.log_every == 0 or done == cfg.max_steps:
-                loss = acc.reduce(torch.stack(window).mean().to(acc.device), reduction="mean").item()
+                loss = acc.reduce(torch.stack([w[0] for w in window]).mean().to(acc.device), reduction="mean").item()
+                parts = {
+                    f"loss_{k}": acc.reduce(torch.stack([w[1][k] for w in window]).mean().to(acc.device),
+                                            reduction="mean").item()
+                    for k in window[0][1]
+                }
                 elapsed = time.perf_counter() - t0
                 metrics = {
                     "step": done,
                     "loss": loss,
+                    **(parts if len(parts) > 1 else {}),
                     "grad_norm": float(grad_norm),
                     "lr": self.scheduler.get_last_lr()[0],
                     "clips_per_s": len(window) * cfg.batch_size * acc.num_processes / elapsed,
@@ -189,6 +218,7 @@ class Trainer:
                 self.scheduler,
                 {"seed": self.config.seed, "config": self.config.to_dict()},
                 self.config.keep_checkpoints,
+                self.extra,
             )
         acc.wait_for_everyone()
 

@@ -1,0 +1,87 @@
+"""MVTrack4Gen's tracking head: refine a position estimate from multi-scale local correlations of a query with a
+target frame's keys, and predict visibility."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .tokens import TokenGrid, sample_tokens
+
+
+def _pooled_keys(key: torch.Tensor, grid: TokenGrid, levels: int) -> list[tuple[torch.Tensor, TokenGrid]]:
+    """Keys average-pooled 2^l times over each frame's token grid: [(keys (B, L_l, heads, d), grid_l)]."""
+    B, L, heads, d = key.shape
+    frames = L // grid.per_frame
+    maps = key.reshape(B * frames, grid.h, grid.w, heads * d).permute(0, 3, 1, 2)
+    out = [(key, grid)]
+    for _ in range(1, levels):
+        if min(maps.shape[-2:]) < 2:
+            break
+        maps = F.avg_pool2d(maps, 2, ceil_mode=True)
+        h, w = maps.shape[-2:]
+        g = TokenGrid(grid.views, grid.frames, h, w, grid.ph * grid.h // h, grid.pw * grid.w // w)
+        out.append((maps.permute(0, 2, 3, 1).reshape(B, frames * h * w, heads, d), g))
+    return out
+
+
+class TrackHead(nn.Module):
+    """Iterative position refinement from local correlation windows (RAFT / CoTracker style, on Q/K).
+
+    For each supervised layer and each pyramid level, the query's correlation with the keys in a
+    ``(2 radius + 1)^2`` window around the current estimate (bilinear, averaged over heads) is read; an MLP maps
+    the concatenated windows to a position update and a visibility logit. Positions are in token-grid units.
+
+    Args:
+        num_layers: supervised attention layers feeding the head.
+        levels: pyramid levels (keys pooled 1x, 2x, 4x, ...); radius: window radius in tokens of each level.
+        iters: refinement steps (weights shared).
+    """
+
+    def __init__(self, num_layers: int, levels: int = 3, radius: int = 2, iters: int = 3, hidden: int = 128):
+        super().__init__()
+        self.levels, self.radius, self.iters = levels, radius, iters
+        r = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        self.register_buffer("offsets", torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2),
+                             persistent=False)
+        features = num_layers * levels * len(self.offsets)
+        self.mlp = nn.Sequential(nn.Linear(features, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU())
+        self.delta = nn.Linear(hidden, 2)
+        self.visibility = nn.Linear(hidden, 1)
+        nn.init.zeros_(self.delta.weight)  # starts by trusting the initial estimate
+        nn.init.zeros_(self.delta.bias)
+
+    def correlations(self, queries, pyramids, frame: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+        """(B, P, features) local correlations around ``uv`` (B, P, 2) for every layer and level."""
+        feats = []
+        for q, pyramid in zip(queries, pyramids):
+            d = q.shape[-1]
+            for level, (keys, g) in enumerate(pyramid):
+                scale = 2**level
+                centre = (uv + 0.5) / scale - 0.5  # grid coordinates at this level
+                pts = centre[:, :, None, :] + self.offsets.to(uv.dtype)  # (B, P, S, 2)
+                k = sample_tokens(keys, g, frame, pts)  # (B, P, S, heads, d)
+                feats.append(torch.einsum("bphd,bpshd->bps", q, k) / (d**0.5 * q.shape[2]))
+        # pad missing levels (grids too small to pool) with zeros so the MLP input stays fixed
+        width = self.levels * len(self.offsets) * len(queries)
+        out = torch.cat(feats, -1)
+        return F.pad(out, (0, width - out.shape[-1]))
+
+    def forward(self, queries: list[torch.Tensor], keys: list[torch.Tensor], grid: TokenGrid, frame: torch.Tensor,
+                init_uv: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """
+        Args:
+            queries: per layer (B, P, heads, d) sampled queries; keys: per layer (B, L, heads, d).
+            frame: (B, P) target frame index; init_uv: (B, P, 2) initial estimate (grid units).
+
+        Returns:
+            estimates: ``iters`` tensors (B, P, 2) in grid units; visibility logits (B, P).
+        """
+        pyramids = [_pooled_keys(k, grid, self.levels) for k in keys]
+        uv, estimates = init_uv.detach(), []
+        for _ in range(self.iters):
+            hidden = self.mlp(self.correlations(queries, pyramids, frame, uv))
+            uv = uv.detach() + self.delta(hidden)
+            estimates.append(uv)
+        return estimates, self.visibility(hidden).squeeze(-1)
