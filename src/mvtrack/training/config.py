@@ -122,4 +122,11 @@ def _from_dict(cls, raw: dict, where: str):
     unknown = set(raw) - names
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
+    raw = dict(raw)
+    for f in fields(cls):  # YAML 1.1 reads 3e-3 (no dot) as a string: accept it where a float is expected
+        if f.name in raw and isinstance(raw[f.name], str) and isinstance(f.default, float):
+            try:
+                raw[f.name] = float(raw[f.name])
+            except ValueError:
+                raise ValueError(f"{where}: {f.name} expected a number, got {raw[f.name]!r}") from None
     return cls(**raw)
