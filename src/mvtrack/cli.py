@@ -417,7 +417,11 @@ def bench(
         raise typer.BadParameter(str(e), param_hint="--config") from None
     settings = _eval_settings(matcher, cameras, tracks)
     total = sum(g.clips for g in cfg.groups)
-    runs = [(m, m, None) for m in method] + [(Path(c).name or c, "model", c) for c in checkpoint]
+    # a run is named after its directory (or the run directory above an exported ``final/``)
+    names = [Path(c).parent.name if Path(c).name == "final" else (Path(c).name or c) for c in checkpoint]
+    if len(set(names)) < len(names):
+        raise typer.BadParameter(f"checkpoints must have distinct names, got {names}", param_hint="--checkpoint")
+    runs = [(m, m, None) for m in method] + [(n, "model", c) for n, c in zip(names, checkpoint)]
     rows = {}
     with _progress() as progress:
         task = progress.add_task(f"ground truth ({cfg.name})", total=total)
@@ -455,7 +459,6 @@ def analyze_layers(
     views: int = typer.Option(None, help="Views (default: the model's training count)."),
 ):
     """Score every self-attention layer of a model as a tracker (attention argmax vs ground-truth tracks)."""
-    import torch
     from rich.table import Table
 
     from mvtrack.runners import RerenderSettings
@@ -465,7 +468,8 @@ def analyze_layers(
     pipe = _load_pipeline(model)
     net = pipe.transformer
     if pipe.codec.channels != 3:
-        raise typer.BadParameter("layer analysis needs a pixel-space model (tracks are in pixels)", param_hint="--model")
+        raise typer.BadParameter("layer analysis needs a pixel-space model (tracks are in pixels)",
+                                 param_hint="--model")
     height, width = parse_size(size) if size else (None, None)
     s = RerenderSettings.for_model(model, frames=frames, height=height, width=width, views=views)
     try:
@@ -499,3 +503,56 @@ def analyze_layers(
                       ("temporal", "cross_view", "cross_view_time")), "—" if layer == NO_MOTION else f"{a.cycle:.3f}")
     console.print(table)
     console.print(f"wrote {out / 'layers.json'} and {out / 'layers.png'}")
+
+
+@app.command(name="track-features")
+def track_features(
+    model: list[str] = typer.Option([DEFAULT_MODEL], help="Model directories or presets (repeatable)."),
+    clips: int = typer.Option(8, min=1, help="Held-out clips (the test stream)."),
+    features: str = typer.Option("qk", help="qk (a layer's queries against keys) or refined (Track4Gen refiner)."),
+    layer: int = typer.Option(None, help="Layer for qk (default: the middle block)."),
+    sigma: float = typer.Option(0.3, min=0.0, max=1.0, help="Noise level of every frame."),
+    threshold: float = typer.Option(0.5, help="Cosine below which a point is predicted occluded."),
+    baseline: str = typer.Option("mixed", help="Camera baseline of the clips: small, wide or mixed."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(None, help="Optional JSON file for the scores."),
+):
+    """Zero-shot tracking with a model's features (Track4Gen 4.3.1), scored with TAP-Vid beside no motion."""
+    from rich.table import Table
+
+    from mvtrack.runners import RerenderSettings
+    from mvtrack.scenes import SynthConfig, clip_seed, render_clips
+    import numpy as np
+
+    from mvtrack.tracking.zero_shot import FEATURES, feature_tracks, no_motion_tracks, score_feature_tracks
+
+    if features not in FEATURES:
+        raise typer.BadParameter(f"expected one of {FEATURES}, got {features!r}", param_hint="--features")
+    rows = {}
+    for spec in model:
+        pipe = _load_pipeline(spec)
+        s = RerenderSettings.for_model(spec)
+        config = SynthConfig(views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=64,
+                             baseline=baseline)
+        scores, reference = [], []
+        for i in range(clips):
+            clip = render_clips(config, [clip_seed(seed, i, "test")])
+            try:
+                tracks, visible, _ = feature_tracks(pipe.transformer.eval(), clip, features, layer, sigma, threshold)
+            except ValueError as e:
+                raise typer.BadParameter(str(e)) from None
+            scores.append(score_feature_tracks(clip, tracks, visible))
+            reference.append(score_feature_tracks(clip, *no_motion_tracks(clip)))
+        rows[spec] = {k: float(np.mean([x[k] for x in scores])) for k in scores[0]}
+        rows["no motion (reference)"] = {k: float(np.mean([x[k] for x in reference])) for k in reference[0]}
+    table = Table(title=f"zero-shot tracking with {features} features, {clips} held-out clips "
+                        "(TAP-Vid first, 256 scale)")
+    for col in ("model", "AJ", "delta_avg", "OA"):
+        table.add_column(col, justify="right")
+    for name, r in rows.items():
+        table.add_row(name, f"{r['AJ']:.3f}", f"{r['delta_avg']:.3f}", f"{r['OA']:.3f}")
+    console.print(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"features": features, "layer": layer, "sigma": sigma, "clips": clips,
+                                   "scores": rows}, indent=1))

@@ -76,3 +76,16 @@ def test_corr_loss_teaches_the_supervised_layer_to_track(tmp_path):
         pck[weight] = next(s for s in scores if s.layer == 1 and s.kind == "all")
     assert pck[1.0].pck1 > pck[0.0].pck1 + 0.2 and pck[1.0].pck2 > pck[0.0].pck2 + 0.2
     assert pck[1.0].cycle > pck[0.0].cycle + 0.3
+
+
+def test_fine_tunes_a_saved_model_with_a_refiner_added(tmp_path):
+    """Track4Gen on top of an existing checkpoint (the experiment's setting): the refiner is added to the loaded
+    model, checkpoints save (the loaded config carries a path), and the export loads with its refiner."""
+    from mvtrack.models import build_model, load_model
+
+    build_model("tiny").save_pretrained(tmp_path / "base")
+    cfg = config(tmp_path / "run", f"model={tmp_path / 'base'}", "max_steps=2", "checkpoint_every=1",
+                 "tracking={refiner_block: 0, pairs: 16}")
+    Trainer(cfg).train()
+    model, _ = load_model(tmp_path / "run" / "final")
+    assert model.config.refiner_block == 0 and model.refiner is not None

@@ -212,7 +212,8 @@ def evaluate_clip(
                     d = annotations["depth"].astype(np.float64)
                     rec.metrics["warp_psnr"] = warp_psnr(gen_f, _to_float(source), d[0], d[v], w2c0, K0, w2c, K)
         if settings.tracks and "tracks" in annotations:
-            rec.metrics.update(_track_scores(generated, annotations["tracks"][v], annotations["visible"][v].astype(bool), art))
+            gt_tracks, gt_visible = annotations["tracks"][v], annotations["visible"][v].astype(bool)
+            rec.metrics.update(_track_scores(generated, gt_tracks, gt_visible, art))
         if settings.cameras:
             est = estimate_trajectory(generated, K[0], planar_guard=settings.planar_guard, seed=settings.colmap_seed)
             if est.ok:

@@ -31,7 +31,8 @@ def track_loss(estimates: list[torch.Tensor], visibility_logit: torch.Tensor, ta
     n = len(estimates)
     vis_mask = valid & target_visible
     huber = sum(
-        gamma ** (n - 1 - i) * _masked_mean(F.huber_loss(e.float(), target_uv.float(), reduction="none").sum(-1), vis_mask)
+        gamma ** (n - 1 - i)
+        * _masked_mean(F.huber_loss(e.float(), target_uv.float(), reduction="none").sum(-1), vis_mask)
         for i, e in enumerate(estimates)
     )
     bce = _masked_mean(

@@ -44,9 +44,11 @@ def save_checkpoint(
     state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, tmp / "model.safetensors")
     save_file({k: v.cpu().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
-    (tmp / "model_config.json").write_text(json.dumps(dict(model.config), indent=2))
+    config = json.dumps(dict(model.config), indent=2, default=str)  # a loaded model's _name_or_path is a Path
+    (tmp / "model_config.json").write_text(config)
     for name, module in (extra or {}).items():
-        save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, tmp / f"{name}.safetensors")
+        tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+        save_file(tensors, tmp / f"{name}.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     trainer = {**trainer_state, "step": step, "scheduler": scheduler.state_dict(), "ema_updates": ema.num_updates}
     (tmp / "trainer.json").write_text(json.dumps(trainer, indent=2))

@@ -29,9 +29,11 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
     import av
 
     with av.open(str(path), mode="w") as container:  # PyAV directly: imageio's plugin runs gc.collect on close
-        stream = container.add_stream("libx264", rate=fps)
+        # Constant quantiser 18, one thread. x264's default rate control (CRF with adaptive quantisation and
+        # macroblock trees) gave different pixels for the same frames from one process to the next once torch had
+        # run (measured), so scored ground truth and predictions drifted apart; constant QP is repeatable.
+        stream = container.add_stream("libx264", rate=fps, options={"threads": "1", "qp": "18"})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.codec_context.thread_count = 1  # multi-threaded x264 output varied from run to run under load
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
         container.mux(stream.encode())

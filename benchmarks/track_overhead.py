@@ -1,0 +1,120 @@
+"""Cost of track supervision: step time and peak memory of MVTrack4Gen, Track4Gen and both, relative to the
+camera-only objective, on the same model, data and step (forward + losses + backward + AdamW).
+
+Goal (issue 4): at most 10% more time and 10% more memory than camera-only at S and B. Each variant runs in its
+own subprocess so that peak memory (CUDA: max allocated; CPU: peak RSS) belongs to it alone.
+
+    python benchmarks/track_overhead.py --presets S --device cpu --batch 2 --size 64 --frames 8
+    python benchmarks/track_overhead.py --presets S B --device cuda --batch 8 --size 256 --frames 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+
+VARIANTS = {
+    "camera-only": {},
+    "MVTrack4Gen": {"layers": "middle2", "corr_weight": 0.01, "track_weight": 0.01},
+    "Track4Gen": {"refiner_block": "middle"},
+    "both": {"layers": "middle2", "corr_weight": 0.01, "track_weight": 0.01, "refiner_block": "middle"},
+}
+
+
+def run_variant(args) -> dict:
+    """One variant in this process: time ``--steps`` optimizer steps after 2 warm-up steps."""
+    import torch
+
+    from mvtrack.models import build_model, camera_condition
+    from mvtrack.scenes import SynthConfig, clip_seed, render_clips
+    from mvtrack.tracking import TrackingConfig, TrackSupervision
+
+    spec = dict(VARIANTS[args.variant])
+    torch.manual_seed(0)
+    probe = build_model(args.preset)
+    n = probe.wan.config.num_layers
+    if spec.get("layers") == "middle2":
+        spec["layers"] = [n // 2 - 1, n // 2]
+    if spec.get("refiner_block") == "middle":
+        spec["refiner_block"] = n // 2
+    model = build_model(args.preset, refiner_block=spec.get("refiner_block")).to(args.device).train()
+    tracking = TrackingConfig(**spec, pairs=args.pairs)
+    sup = TrackSupervision(tracking, model).to(args.device) if tracking.enabled else None
+    params = list(model.parameters()) + (list(sup.parameters()) if sup is not None else [])
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    clip = render_clips(SynthConfig(views=args.views, frames=args.frames, height=args.size, width=args.size,
+                                    num_tracks=256), [clip_seed(0, i) for i in range(args.batch)])
+    size = (args.size, args.size)
+    x = (clip.video * 2 - 1).to(args.device)
+    camera = camera_condition(clip.w2c, clip.K, size, size).to(args.device)
+    timestep = torch.full(x.shape[:3], 500.0, device=args.device)
+    tracks, visible = clip.tracks.to(args.device), clip.visible.to(args.device)
+    cuda = args.device.startswith("cuda")
+
+    def step(i):
+        with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda):
+            loss = model(x, timestep, camera).sample.float().square().mean()
+            if sup is not None:
+                loss = loss + sup.losses(model, tracks, visible, size, torch.Generator().manual_seed(i))["total"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if sup is not None:
+            sup.clear(model)
+
+    for i in range(2):
+        step(i)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for i in range(args.steps):
+        step(i)
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / args.steps
+    memory = torch.cuda.max_memory_allocated() / 2**30 if cuda else resource.getrusage(
+        resource.RUSAGE_SELF).ru_maxrss / 2**20
+    return {"step_s": seconds, "memory_gib": memory, "tracking": {k: v for k, v in spec.items()}}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", nargs="+", default=["S"])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--views", type=int, default=2)
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--size", type=int, default=64)
+    p.add_argument("--pairs", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--variant", help=argparse.SUPPRESS)
+    p.add_argument("--preset", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.variant:  # child process
+        print(json.dumps(run_variant(args)))
+        return
+    memory_kind = "max allocated (CUDA)" if args.device.startswith("cuda") else "peak RSS of the process"
+    print(f"device {args.device} ({platform.processor() or platform.machine()}), batch {args.batch}, "
+          f"{args.views} views x {args.frames} frames x {args.size}^2, {args.pairs} pairs per clip, "
+          f"{args.steps} timed steps; memory = {memory_kind}")
+    print("| model | variant | step (s) | time vs camera-only | memory (GiB) | memory vs camera-only |")
+    print("|---|---|---|---|---|---|")
+    for preset in args.presets:
+        base = None
+        for variant in VARIANTS:
+            cmd = [sys.executable, __file__, "--variant", variant, "--preset", preset] + [
+                f"--{k}={getattr(args, k)}" for k in ("device", "batch", "views", "frames", "size", "pairs", "steps")]
+            out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            base = base or out
+            print(f"| {preset} | {variant} | {out['step_s']:.3f} | {out['step_s'] / base['step_s']:.3f} | "
+                  f"{out['memory_gib']:.2f} | {out['memory_gib'] / base['memory_gib']:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
