@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tokens import TokenGrid, sample_tokens
+from .tokens import TokenGrid, frame_logits
 
 
 def _pooled_keys(key: torch.Tensor, grid: TokenGrid, levels: int) -> list[tuple[torch.Tensor, TokenGrid]]:
@@ -53,16 +53,22 @@ class TrackHead(nn.Module):
         nn.init.zeros_(self.delta.bias)
 
     def correlations(self, queries, pyramids, frame: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-        """(B, P, features) local correlations around ``uv`` (B, P, 2) for every layer and level."""
+        """(B, P, features) local correlations around ``uv`` (B, P, 2) for every layer and level.
+
+        As RAFT: the query's correlation with every token of its target frame is computed once per level (B x P x
+        tokens, no key gathers), then read bilinearly in the window (zeros outside the frame).
+        """
+        B, P = frame.shape
         feats = []
         for q, pyramid in zip(queries, pyramids):
-            d = q.shape[-1]
             for level, (keys, g) in enumerate(pyramid):
-                scale = 2**level
-                centre = (uv + 0.5) / scale - 0.5  # grid coordinates at this level
+                volume = frame_logits(q, keys, g, frame).view(B * P, 1, g.h, g.w)
+                centre = (uv + 0.5) / 2**level - 0.5  # grid coordinates at this level
                 pts = centre[:, :, None, :] + self.offsets.to(uv.dtype)  # (B, P, S, 2)
-                k = sample_tokens(keys, g, frame, pts)  # (B, P, S, heads, d)
-                feats.append(torch.einsum("bphd,bpshd->bps", q, k) / (d**0.5 * q.shape[2]))
+                size = pts.new_tensor([max(g.w - 1, 1), max(g.h - 1, 1)])
+                norm = (2 * pts / size - 1).view(B * P, 1, -1, 2)  # token centres at -1 and 1: align_corners
+                window = F.grid_sample(volume, norm.to(volume.dtype), align_corners=True, padding_mode="zeros")
+                feats.append(window.view(B, P, -1))
         # pad missing levels (grids too small to pool) with zeros so the MLP input stays fixed
         width = self.levels * len(self.offsets) * len(queries)
         out = torch.cat(feats, -1)
