@@ -52,3 +52,23 @@ def wan_root(tmp_path):
     wan.save_pretrained(tmp_path / "wan" / "transformer")
     make_tiny_vae().save_pretrained(tmp_path / "wan" / "vae")
     return tmp_path / "wan", wan
+
+
+@pytest.fixture
+def train_killed_at():
+    """``train_killed_at(trainer, step)``: run ``trainer.train()`` until it is interrupted during ``step``, as a
+    kill would (for exact-resume tests)."""
+
+    def run(trainer, step: int) -> None:
+        step_fn = trainer.micro_step
+
+        def crash(s, micro):
+            if s == step:
+                raise KeyboardInterrupt
+            return step_fn(s, micro)
+
+        trainer.micro_step = crash
+        with pytest.raises(KeyboardInterrupt):
+            trainer.train()
+
+    return run

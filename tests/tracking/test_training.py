@@ -17,7 +17,7 @@ def config(tmp_path, *overrides):
     return TrainConfig.from_yaml(TINY, [f"output_dir={tmp_path}", "log_every=2", "data.num_tracks=32", *overrides])
 
 
-def test_supervised_training_logs_its_losses_and_resumes_exactly(tmp_path):
+def test_supervised_training_logs_its_losses_and_resumes_exactly(tmp_path, train_killed_at):
     """MVTrack4Gen and Track4Gen together: the head is checkpointed beside the model, and a run killed at step 6
     and resumed from step 4 ends bit-identical to an uninterrupted one."""
     full = Trainer(config(tmp_path / "full", "max_steps=8", "checkpoint_every=4", BOTH))
@@ -30,17 +30,7 @@ def test_supervised_training_logs_its_losses_and_resumes_exactly(tmp_path):
     total = logged[-1]["loss"]
     assert total == pytest.approx(sum(logged[-1][k] for k in logged[-1] if k.startswith("loss_")), rel=1e-5)
 
-    killed = Trainer(config(tmp_path / "split", "max_steps=8", "checkpoint_every=4", BOTH))
-    step_fn = killed.micro_step
-
-    def crash(step, micro):
-        if step == 6:
-            raise KeyboardInterrupt
-        return step_fn(step, micro)
-
-    killed.micro_step = crash
-    with pytest.raises(KeyboardInterrupt):
-        killed.train()
+    train_killed_at(Trainer(config(tmp_path / "split", "max_steps=8", "checkpoint_every=4", BOTH)), 6)
     resumed = Trainer(config(tmp_path / "split", "max_steps=8", "checkpoint_every=4", BOTH))
     assert resumed.start_step == 4
     resumed.train()

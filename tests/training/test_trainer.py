@@ -24,22 +24,12 @@ def params(model):
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def test_resume_is_exact(tmp_path):
+def test_resume_is_exact(tmp_path, train_killed_at):
     """A run killed during step 7 (last checkpoint at 4) and resumed ends with exactly the weights of an
     uninterrupted 8-step run, EMA included."""
     full = Trainer(tiny_config(tmp_path / "full", "max_steps=8", "checkpoint_every=4"))
     full.train()
-    killed = Trainer(tiny_config(tmp_path / "split", "max_steps=8", "checkpoint_every=4"))
-    step_fn = killed.micro_step
-
-    def crash(step, micro):
-        if step == 6:
-            raise KeyboardInterrupt
-        return step_fn(step, micro)
-
-    killed.micro_step = crash
-    with pytest.raises(KeyboardInterrupt):
-        killed.train()
+    train_killed_at(Trainer(tiny_config(tmp_path / "split", "max_steps=8", "checkpoint_every=4")), 6)
     resumed = Trainer(tiny_config(tmp_path / "split", "max_steps=8", "checkpoint_every=4"))
     assert resumed.start_step == 4
     resumed.train()
