@@ -330,25 +330,14 @@ def _print_summary(rows: dict[str, dict], title: str) -> None:
     """One table row per evaluated method: ``rows[name] = summary``."""
     from rich.table import Table
 
-    from mvtrack.runners.report import LOWER_IS_BETTER, METRIC_ORDER, SUMS
+    from mvtrack.runners.report import summary_rows
 
-    present = [k for k in METRIC_ORDER if any(k in s["metrics"] for s in rows.values()) and k not in SUMS]
+    header, body = summary_rows(rows)
     table = Table(title=title)
-    table.add_column("method")
-    for k in present:
-        table.add_column(k + (" ↓" if k in LOWER_IS_BETTER else ""), justify="right")
-    table.add_column("cam. fail", justify="right")
-    table.add_column("AUC@5/10/20", justify="right")
-    for name, s in rows.items():
-        cells = []
-        for k in present:
-            m = s["metrics"].get(k)
-            cells.append("—" if m is None or m["n"] == 0 else f"{m['mean']:.3f}")
-        f = s.get("camera_failures")
-        a = s.get("pose_auc")
-        cells.append(f"{f['failed']}/{f['attempted']}" if f else "—")
-        cells.append(f"{a['@5']:.2f}/{a['@10']:.2f}/{a['@20']:.2f}" if a else "—")
-        table.add_row(name, *cells)
+    for i, col in enumerate(header):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for cells in body:
+        table.add_row(*cells)
     console.print(table)
 
 

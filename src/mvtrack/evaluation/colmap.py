@@ -13,6 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .pose import relative_to_first
+
 MIN_SIDE = 256  # frames are upscaled (cubic) until their short side reaches this; SIFT is unusable at 64 px
 PEAK_THRESHOLD = 0.0066  # SIFT detection threshold (COLMAP's default 0.0066)
 
@@ -93,8 +95,7 @@ def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: floa
 
 def _max_rotation_gap(a: np.ndarray, b: np.ndarray) -> float:
     """Largest angle (degrees) between the first-frame-relative rotations of two trajectories (T, 4, 4)."""
-    ra = np.linalg.inv(a[0])[None] @ a
-    rb = np.linalg.inv(b[0])[None] @ b
+    ra, rb = relative_to_first(a), relative_to_first(b)
     cos = (np.trace(np.swapaxes(ra[:, :3, :3], 1, 2) @ rb[:, :3, :3], axis1=1, axis2=2) - 1) / 2
     return float(np.rad2deg(np.arccos(np.clip(cos, -1, 1))).max())
 

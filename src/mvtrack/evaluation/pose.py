@@ -81,7 +81,8 @@ def pose_auc(errors, thresholds=(5, 10, 20)) -> list[float]:
     return out
 
 
-def _relative_to_first(c2w: np.ndarray) -> np.ndarray:
+def relative_to_first(c2w: np.ndarray) -> np.ndarray:
+    """Poses (T, 4, 4) relative to the first: ``inv(c2w_0) c2w_i``."""
     return np.linalg.inv(c2w[0])[None] @ c2w
 
 
@@ -106,7 +107,7 @@ def camera_errors(c2w_gen: np.ndarray, c2w_gt: np.ndarray, normalization: str = 
         raise ValueError(f"c2w_gen, c2w_gt: expected two (T, 4, 4) arrays, got {gen.shape} and {gt.shape}")
     if not (np.isfinite(gen).all() and np.isfinite(gt).all()):
         raise ValueError("c2w_gen, c2w_gt: contain NaN or inf")
-    gen, gt = _relative_to_first(gen), _relative_to_first(gt)
+    gen, gt = relative_to_first(gen), relative_to_first(gt)
     t_gen, t_gt = gen[:, :3, 3].copy(), gt[:, :3, 3].copy()
     if normalization == "rel":
         t_gen /= np.linalg.norm(t_gen, axis=-1).max() + 1e-9

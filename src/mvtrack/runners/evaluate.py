@@ -165,6 +165,12 @@ def evaluate_clip(
     annotations = _annotations(clip_dir / "annotations.npz")
     source = _video(clip_dir / "view_0.mp4") if (clip_dir / "view_0.mp4").is_file() else None
     records, skipped, artifacts = [], [], {}
+    source_cameras = None  # (w2c, K) of view 0 at the source's size: Mat.Pix, pose AUC and warp PSNR need them
+    if source is not None and (clip_dir / "view_0.txt").is_file():
+        try:
+            source_cameras = _cameras(clip_dir / "view_0.txt", len(source), source.shape[1:3])
+        except ClipError as e:
+            skipped.append({"clip": name, "view": 0, "reason": f"{e} (source metrics left out)"})
     for v in views:
         try:
             generated = _video(files[v])
@@ -197,20 +203,15 @@ def evaluate_clip(
             ref_f = _to_float(reference)
             rec.metrics["psnr"] = float(psnr(gen_f.reshape(-1, H, W), ref_f.reshape(-1, H, W)))  # of the video MSE
             rec.metrics["ssim"] = float(np.mean(ssim(gen_f, ref_f)))
-        if source is not None and (clip_dir / "view_0.txt").is_file():
-            try:
-                w2c0, K0 = _cameras(clip_dir / "view_0.txt", T, (H, W))
-            except ClipError as e:
-                skipped.append({"clip": name, "view": 0, "reason": f"{e} (source metrics left out)"})
-                w2c0 = None
-            if w2c0 is not None:
-                if matcher is not None:
-                    matches = match_videos(source, generated, matcher)
-                    rec.metrics["mat_pix"] = float(np.mean([len(k0) for k0, _ in matches]))  # Track2View's Mat.Pix
-                    rec.pose_errors = pose_errors(matches, w2c0, w2c, K0, K).tolist()
-                if "depth" in annotations:
-                    d = annotations["depth"].astype(np.float64)
-                    rec.metrics["warp_psnr"] = warp_psnr(gen_f, _to_float(source), d[0], d[v], w2c0, K0, w2c, K)
+        if source_cameras is not None:  # the source has this view's shape (checked above)
+            w2c0, K0 = source_cameras
+            if matcher is not None:
+                matches = match_videos(source, generated, matcher)
+                rec.metrics["mat_pix"] = float(np.mean([len(k0) for k0, _ in matches]))  # Track2View's Mat.Pix
+                rec.pose_errors = pose_errors(matches, w2c0, w2c, K0, K).tolist()
+            if "depth" in annotations:
+                d = annotations["depth"].astype(np.float64)
+                rec.metrics["warp_psnr"] = warp_psnr(gen_f, _to_float(source), d[0], d[v], w2c0, K0, w2c, K)
         if settings.tracks and "tracks" in annotations:
             gt_tracks, gt_visible = annotations["tracks"][v], annotations["visible"][v].astype(bool)
             rec.metrics.update(_track_scores(generated, gt_tracks, gt_visible, art))

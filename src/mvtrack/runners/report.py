@@ -12,7 +12,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from mvtrack.viz import tile_views, track_colors, write_mp4
+from mvtrack.evaluation.pose import relative_to_first
+from mvtrack.viz import tile_views, track_colors, upscale_frames, write_mp4
 
 from .evaluate import Artifacts, EvalResult
 
@@ -46,19 +47,15 @@ def _fmt(x) -> str:
     return html.escape(str(x))
 
 
-def _upscale(frames: np.ndarray, scale: int) -> np.ndarray:
-    return frames if scale == 1 else np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2)
-
-
 def _side_by_side(art: Artifacts, scale: int) -> np.ndarray:
     panels = [p for p in (art.source, art.generated, art.reference) if p is not None]
-    return tile_views([_upscale(p, scale) for p in panels], columns=len(panels))
+    return tile_views([upscale_frames(p, scale) for p in panels], columns=len(panels))
 
 
 def _track_overlay(art: Artifacts, scale: int) -> np.ndarray:
     """Last frame of the generated view: ground-truth positions (rings) and recovered ones (dots), joined by a line
     where the ground truth is visible."""
-    frame = np.ascontiguousarray(_upscale(art.generated[-1:], scale)[0])
+    frame = np.ascontiguousarray(upscale_frames(art.generated[-1], scale))
     colors = track_colors(art.tracks_gt.shape[1])
     gt, pred = (art.tracks_gt[-1] + 0.5) * scale, (art.tracks_pred[-1] + 0.5) * scale
     for n in range(len(gt)):
@@ -75,8 +72,7 @@ def _track_overlay(art: Artifacts, scale: int) -> np.ndarray:
 
 def _normalized_centres(c2w: np.ndarray) -> np.ndarray:
     """Camera centres relative to the first frame, divided by their max norm (the ``rel`` normalisation)."""
-    rel = np.linalg.inv(c2w[0])[None] @ c2w
-    t = rel[:, :3, 3]
+    t = relative_to_first(c2w)[:, :3, 3]
     return t / (np.linalg.norm(t, axis=-1).max() + 1e-9)
 
 
@@ -120,18 +116,27 @@ def _summary_table(summary: dict) -> str:
     return (f"<table><tr><th class='l'>metric</th><th>mean</th><th>std</th><th>n</th></tr>{rows}</table>{extra}")
 
 
-def markdown_table(rows: dict[str, dict]) -> str:
-    """A Markdown table with one row per method (``rows[name] = summary``): metric means, camera failures, AUC."""
+def summary_rows(rows: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted cells of a one-row-per-method table (``rows[name] = summary``): metric means (per-frame
+    camera errors, not sums), camera failures, pose AUC. Shared by the console and Markdown tables."""
     keys = [k for k in METRIC_ORDER if any(k in r["metrics"] for r in rows.values()) and k not in SUMS]
     header = ["method"] + [k + (" ↓" if k in LOWER_IS_BETTER else "") for k in keys] + [
         "camera failures", "pose AUC@5/10/20"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    body = []
     for name, s in rows.items():
         cells = [name] + [_fmt(s["metrics"][k]["mean"]) if k in s["metrics"] else "—" for k in keys]
         f, a = s.get("camera_failures"), s.get("pose_auc")
         cells.append(f"{f['failed']}/{f['attempted']}" if f else "—")
         cells.append(f"{a['@5']:.3f} / {a['@10']:.3f} / {a['@20']:.3f}" if a else "—")
-        lines.append("| " + " | ".join(cells) + " |")
+        body.append(cells)
+    return header, body
+
+
+def markdown_table(rows: dict[str, dict]) -> str:
+    """:func:`summary_rows` as a Markdown table."""
+    header, body = summary_rows(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines) + "\n"
 
 

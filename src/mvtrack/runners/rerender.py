@@ -15,7 +15,7 @@ import torch
 from mvtrack.evaluation import copy_source, depth_warp, view_scores
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
-from mvtrack.viz import tile_views, to_uint8_frames, write_mp4
+from mvtrack.viz import tile_views, to_uint8_frames, upscale_frames, write_mp4
 
 METHODS = ("model", "copy_source", "depth_warp")
 
@@ -41,12 +41,6 @@ class RerenderSettings:
         data = json.loads(meta.read_text()).get("data", {}) if meta.is_file() else {}
         known = {k: v for k, v in data.items() if k in ("views", "frames", "height", "width", "baseline")}
         return cls(**{**known, **{k: v for k, v in overrides.items() if v is not None}})
-
-
-def _upscale(frames: np.ndarray, scale: int) -> np.ndarray:
-    if scale == 1:
-        return frames
-    return np.stack([cv2.resize(f, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for f in frames])
 
 
 def rerender_heldout(
@@ -104,7 +98,7 @@ def rerender_heldout(
                 )
             clips.append(record)
             if out is not None:
-                rows = [tile_views([_upscale(p, scale) for p in row], columns=3) for row in panels]
+                rows = [tile_views([upscale_frames(p, scale) for p in row], columns=3) for row in panels]
                 grid = np.concatenate(rows, axis=1) if len(rows) > 1 else rows[0]
                 write_mp4(out / f"clip_{i:04d}.mp4", grid)
                 T = grid.shape[0]

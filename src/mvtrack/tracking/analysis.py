@@ -29,6 +29,16 @@ class LayerScore:
     pairs: int
 
 
+def noised_inputs(clip: MultiViewClip, sigma: float, generator: torch.Generator, device):
+    """Model inputs with every frame of a clip noised to ``sigma`` (flow matching: ``(1 - sigma) x + sigma eps``):
+    ``(x_t (B, V, F, 3, H, W), timestep (B, V, F), camera (B, V, F, 6, H, W))`` on ``device``."""
+    x0 = (clip.video * 2 - 1).to(device)
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    timestep = torch.full(x0.shape[:3], sigma * 1000, device=device)
+    camera = camera_condition(clip.w2c, clip.K, clip.size, clip.size).to(device)
+    return (1 - sigma) * x0 + sigma * noise, timestep, camera
+
+
 @torch.no_grad()
 def attention_scores(model, clip: MultiViewClip, layers: list[int] | None = None, sigma: float = 0.5,
                      num_pairs: int = 256, seed: int = 0) -> list[LayerScore]:
@@ -46,11 +56,7 @@ def attention_scores(model, clip: MultiViewClip, layers: list[int] | None = None
     H, W = clip.size
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
-    x0 = (clip.video * 2 - 1).to(device)
-    noise = torch.randn(x0.shape, generator=g).to(device)
-    x_t = (1 - sigma) * x0 + sigma * noise
-    timestep = torch.full((B, V, F), sigma * 1000, device=device)
-    camera = camera_condition(clip.w2c, clip.K, (H, W), (H, W)).to(device)
+    x_t, timestep, camera = noised_inputs(clip, sigma, g, device)
     pairs = sample_pairs(clip.tracks, clip.visible, num_pairs, PAIR_KINDS, require_dst_visible=True, generator=g)
     grid = TokenGrid.of(model, V, F, H, W)
     src_f = grid.frame_index(pairs.src_view, pairs.src_time).to(device)

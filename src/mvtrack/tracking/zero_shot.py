@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from mvtrack.data import MultiViewClip
 from mvtrack.evaluation import tapvid_metrics, to_tapvid
-from mvtrack.models import camera_condition
 
+from .analysis import noised_inputs
 from .capture import QKCapture
 from .tokens import TokenGrid, sample_tokens, soft_argmax_uv
 
@@ -40,19 +40,16 @@ def feature_tracks(model, clip: MultiViewClip, features: str = "qk", layer: int 
     _, V, T = clip.video.shape[:3]
     H, W = clip.size
     device = next(model.parameters()).device
-    x0 = (clip.video * 2 - 1).to(device)
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    timestep = torch.full((1, V, T), sigma * 1000, device=device)
-    camera = camera_condition(clip.w2c, clip.K, (H, W), (H, W)).to(device)
+    inputs = noised_inputs(clip, sigma, torch.Generator().manual_seed(seed), device)
     grid = TokenGrid.of(model, V, T, H, W)
     if features == "qk":
         layer = len(model.wan.blocks) // 2 if layer is None else layer
         with QKCapture(model, [layer]) as capture:
-            model((1 - sigma) * x0 + sigma * noise, timestep, camera)
+            model(*inputs)
             q, k = capture.qk(layer)
         query_feats, key_feats = q.flatten(2).float(), k.flatten(2).float()  # (1, L, heads * d)
     else:
-        model((1 - sigma) * x0 + sigma * noise, timestep, camera)
+        model(*inputs)
         r = model.refined.float()  # (V*T, D, h, w)
         query_feats = key_feats = r.flatten(2).transpose(1, 2).reshape(1, -1, r.shape[1])
     keys = F.normalize(key_feats, dim=-1).view(V * T, grid.per_frame, -1)

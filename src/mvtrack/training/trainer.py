@@ -80,8 +80,8 @@ class Trainer:
         self.extra = {"track_head": self.supervision.head} if self.supervision and self.supervision.head else {}
         if self.extra:
             self.extra["track_head"].to(acc.device)
-        params = list(model.parameters()) + [p for m in self.extra.values() for p in m.parameters()]
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+        self.params = list(model.parameters()) + [p for m in self.extra.values() for p in m.parameters()]
+        optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
         self.start_step = 0
         checkpoint = find_checkpoint(self.output_dir) if resume else None
@@ -157,9 +157,7 @@ class Trainer:
                 for p in module.parameters():
                     if p.grad is not None and acc.num_processes > 1:
                         p.grad = acc.reduce(p.grad, reduction="mean")
-            grad_norm = acc.clip_grad_norm_(
-                list(self.model.parameters()) + [p for m in self.extra.values() for p in m.parameters()], cfg.grad_clip
-            )
+            grad_norm = acc.clip_grad_norm_(self.params, cfg.grad_clip)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()

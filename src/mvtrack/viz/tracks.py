@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from matplotlib import colormaps
 
+from .video import upscale_frames
+
 
 def track_colors(num_tracks: int, seed: int = 0) -> np.ndarray:
     """Distinct uint8 RGB colours ``(N, 3)``, shuffled so neighbouring tracks differ."""
@@ -31,7 +33,7 @@ def draw_tracks(
         (T, H * scale, W * scale, 3) uint8.
     """
     T, H, W, _ = frames.shape
-    out = np.ascontiguousarray(np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2))
+    out = np.ascontiguousarray(upscale_frames(frames, scale))
     # Our pixel centres sit at integers; in the upscaled image pixel x covers [x*s, (x+1)*s).
     pts = ((tracks.cpu().numpy() + 0.5) * scale).astype(np.float64)
     vis = visible.cpu().numpy()

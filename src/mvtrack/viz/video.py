@@ -17,6 +17,13 @@ def to_uint8_frames(video: torch.Tensor) -> np.ndarray:
     return (rearrange(video, "t c h w -> t h w c").clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
 
 
+def upscale_frames(frames: np.ndarray, scale: int) -> np.ndarray:
+    """Nearest-neighbour upscaling of frames ``(..., H, W, C)`` by an integer factor, for legible small clips."""
+    if scale == 1:
+        return frames
+    return np.repeat(np.repeat(frames, scale, axis=-3), scale, axis=-2)
+
+
 def write_mp4(path: str | Path, frames: np.ndarray, fps: int = 8) -> Path:
     """Write uint8 frames ``(T, H, W, 3)`` as H.264 MP4 (sizes padded to even numbers, as the codec needs)."""
     if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
