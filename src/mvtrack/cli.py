@@ -3,18 +3,62 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+import warnings
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typer.core import TyperGroup
+
+# Errors that describe a bad input, a missing file or a refused operation: the library raises them with a message
+# that names the input and what was expected, so the user gets that line and nothing else. Anything else (a
+# TypeError, an IndexError) is a bug in mvtrack and keeps its traceback.
+USER_ERRORS = (ValueError, OSError, FloatingPointError, MemoryError, ImportError)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# click's UsageError (bad options, typer.BadParameter), as typer re-exports it (typer vendors click)
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    typer.echo(f"warning: {_one_line(message)}", err=True)
+
+
+class _Commands(TyperGroup):
+    """The one place where the project's errors become ``error: <message>`` on stderr and exit code 2."""
+
+    def invoke(self, ctx: typer.Context):
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning  # library warnings as one line each, without source lines
+            try:
+                return super().invoke(ctx)
+            except _UsageError as e:  # bad options, and typer.BadParameter raised by command bodies
+                hint = f" (see {e.ctx.command_path} --help)" if e.ctx is not None else ""
+                message = _one_line(e.format_message()) + hint
+            except USER_ERRORS as e:
+                if isinstance(e, OSError) and getattr(e, "errno", None) == 32:  # broken pipe: the reader left
+                    raise
+                message = _one_line(str(e)) or type(e).__name__
+                if isinstance(e, MemoryError):
+                    message = f"out of memory{': ' + message if message != 'MemoryError' else ''}"
+        typer.echo(f"error: {message}", err=True)
+        sys.stderr.flush()
+        raise typer.Exit(2)
+
 
 app = typer.Typer(
     help="mvtrack: 4D-consistent camera-controlled multi-view video generation supervised by point tracks.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=_Commands,
 )
 console = Console(stderr=True)
 
@@ -35,11 +79,13 @@ def parse_size(text: str) -> tuple[int, int]:
     try:
         parts = [int(p) for p in text.lower().split("x")]
     except ValueError:
-        raise typer.BadParameter(f"expected N or HxW with positive integers, got {text!r}") from None
+        raise typer.BadParameter(
+            f"expected N or HxW with positive integers, got {text!r}", param_hint="--size"
+        ) from None
     if len(parts) == 1:
         parts = parts * 2
     if len(parts) != 2 or min(parts) <= 0:
-        raise typer.BadParameter(f"expected N or HxW with positive integers, got {text!r}")
+        raise typer.BadParameter(f"expected N or HxW with positive integers, got {text!r}", param_hint="--size")
     return parts[0], parts[1]
 
 
@@ -149,12 +195,11 @@ def train(
     resume: bool = typer.Option(True, help="Resume from the latest checkpoint in output_dir if there is one."),
 ):
     """Train a model (one process, or several under `accelerate launch`)."""
+    from mvtrack.outputs import check_output_dir
     from mvtrack.training import TrainConfig, Trainer
 
-    try:
-        cfg = TrainConfig.from_yaml(config, set_)
-    except (ValueError, FileNotFoundError) as e:
-        raise typer.BadParameter(str(e)) from None
+    cfg = TrainConfig.from_yaml(config, set_)
+    check_output_dir(cfg.output_dir, "output_dir")
     metrics = Trainer(cfg, resume=resume).train()
     console.print(f"done: {metrics}; weights (EMA) in {Path(cfg.output_dir) / 'final'}")
 
@@ -224,6 +269,7 @@ def demo(
     names = {
         "model": f"model ({Path(model).name})",
         "copy_source": "copy source view",
+        "source_depth_splat": "source-depth splat (no learning)",
         "depth_warp": "GT-depth warp (upper ref.)",
     }
     for m, row in result["mean"].items():
@@ -241,17 +287,46 @@ def generate(
     video: Path = typer.Option(
         None, help="Source video (MP4, GIF or a folder of frames): re-render it along --target."
     ),
-    image: Path = typer.Option(None, help="A first frame: generate every view from it (image-to-video)."),
-    cameras: Path = typer.Option(None, help="RealEstate10K camera file of the source (default: a static camera)."),
+    image: Path = typer.Option(
+        None, help="A first frame: generate every view from it (image-to-video; EXPERIMENTAL, untrained)."
+    ),
+    cameras: Path = typer.Option(
+        None,
+        help="RealEstate10K camera file of the source (default: a static camera). A file whose rotations all have "
+        "det = -1 (a mirrored world, as CamI2V's demo poses) is used relative to its first camera, with a warning.",
+    ),
     target: list[str] = typer.Option(
         ["orbit:15"],
-        help="Target trajectory per generated view: a RealEstate10K file "
-        "or NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, static).",
+        help="Target trajectory per generated view: NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, "
+        "static), starting at the source's first camera; or a RealEstate10K file, whose poses are taken relative "
+        "to its own first camera and placed at the source's first camera (see --absolute-targets).",
+    ),
+    depth: Path = typer.Option(
+        None, help="Per-frame depth of the source, .npy/.npz (T, H, W) z-depth at the video's size (cropped and "
+        "resized like the frames), for a Track2View model's tracks."
+    ),
+    tracks3d: Path = typer.Option(
+        None, help="3D tracks of the source, .npy/.npz (T, N, 3) world points (NaN where unknown), in the camera "
+        "file's world, for a Track2View model (e.g. `mvtrack tracks` output). Without --depth or --tracks3d, a "
+        "Track2View model triangulates flow tracks with --cameras, or runs camera-only without a camera file.",
+    ),
+    absolute_targets: bool = typer.Option(
+        False,
+        "--absolute-targets",
+        help="Read --target files as poses in the source camera file's world, as written, instead of relative "
+        "to their first camera.",
     ),
     model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (default: the embedded mvtrack-S)."),
-    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
-    size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
-    fov: float = typer.Option(55.0, help="Horizontal field of view in degrees when no camera file is given."),
+    frames: int = typer.Option(None, min=1, help="Frames per view (default: the model's training length)."),
+    size: str = typer.Option(
+        None,
+        help="Frame size N or HxW (default: the model's training size). Sources of another aspect ratio are "
+        "centre-cropped to it, then resized (never stretched); their camera intrinsics follow the crop.",
+    ),
+    fov: float = typer.Option(
+        55.0, help="Horizontal field of view in degrees, in (0, 180), of the generated frames when no camera file "
+        "is given."
+    ),
     steps: int = typer.Option(25, min=1, help="Denoising steps."),
     seed: int = typer.Option(0, help="Seed of the initial noise."),
     joint: bool = typer.Option(
@@ -259,28 +334,55 @@ def generate(
     ),
     fps: int = typer.Option(8, min=1),
 ):
-    """Generate new views of a video along camera trajectories, or N views from a first frame."""
+    """Generate new views of a video along camera trajectories, or N views from a first frame.
+
+    Sources whose aspect ratio differs from the output size are centre-cropped, never stretched.
+    """
     import torch
 
-    from mvtrack.runners import RerenderSettings, load_frames, source_cameras, target_cameras
+    from mvtrack.data import paired_tracks
+    from mvtrack.outputs import check_output_dir
+    from mvtrack.runners import (
+        RerenderSettings,
+        check_generation_size,
+        load_frames_cropped,
+        source_cameras,
+        target_cameras,
+    )
     from mvtrack.viz import tile_views, to_uint8_frames, write_mp4
 
     if (video is None) == (image is None):
         raise typer.BadParameter("give exactly one of --video (re-render) or --image (image-to-video)")
+    if not 0 < fov < 180:
+        raise typer.BadParameter(f"expected a horizontal field of view in (0, 180) degrees, got {fov}",
+                                 param_hint="--fov")
+    hw = parse_size(size) if size else None
+    check_output_dir(out)
+    pipe = _load_pipeline(model)  # first: it checks the model directory's files, which the defaults read
     defaults = RerenderSettings.for_model(model)
     num_frames = frames or defaults.frames
-    hw = parse_size(size) if size else (defaults.height, defaults.width)
-    pipe = _load_pipeline(model)
-    try:
-        src_frames = load_frames(video or image, 1 if image else num_frames, hw)
-        w2c0, K0 = source_cameras(cameras, num_frames, hw, fov)
-        targets = [
-            target_cameras(t, w2c0, K0, hw, torch.Generator().manual_seed(seed + i)) for i, t in enumerate(target)
-        ]
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from None
+    hw = hw or (defaults.height, defaults.width)
+    check_generation_size(len(target) + 1 if joint or image else 2, num_frames, hw)
+    if image:
+        warnings.warn("image-to-video is experimental: the shipped models were not trained for it and produce "
+                      "near-uniform frames after the first; see docs/models.md")
+    src_frames, src_size, box = load_frames_cropped(video or image, 1 if image else num_frames, hw)
+    w2c0, K0 = source_cameras(cameras, num_frames, hw, fov, crop=(src_size, box),
+                              mirrored="error" if absolute_targets else "relative")
+    targets = [
+        target_cameras(t, w2c0, K0, hw, torch.Generator().manual_seed(seed + i), absolute=absolute_targets)
+        for i, t in enumerate(target)
+    ]
     source = torch.zeros(num_frames, 3, *hw)
     source[: src_frames.shape[0]] = src_frames
+    points = known = None
+    if video is not None:
+        from mvtrack.runners.generate import conditioning_tracks
+
+        points, known, said = conditioning_tracks(pipe.transformer, source, w2c0, K0, depth, tracks3d,
+                                                  cameras_known=cameras is not None, crop=(src_size, box))
+        if said:
+            console.print(said)
     groups = [list(range(len(targets)))] if joint or image else [[i] for i in range(len(targets))]
     generated = [None] * len(targets)
     source_out = source
@@ -294,9 +396,11 @@ def generate(
             observed = torch.zeros(1, len(group) + 1, num_frames, dtype=torch.bool)
             observed[0, 0, : src_frames.shape[0] if image else num_frames] = True
             try:
+                tracks = None if points is None else paired_tracks(points, known, w2c, K, hw)
                 result = (
                     pipe(
-                        w2c, K, vid, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed)
+                        w2c, K, vid, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                        tracks=tracks,
                     )
                     .video[0]
                     .cpu()
@@ -317,13 +421,77 @@ def generate(
     console.print(f"wrote {len(views)} views and grid.mp4 (source | " + " | ".join(target) + f") to {out}")
 
 
-def _eval_settings(matcher: str, cameras: bool, tracks: bool):
+@app.command()
+def tracks(
+    video: Path = typer.Option(..., help="Source video (MP4, GIF or a folder of frames)."),
+    cameras: Path = typer.Option(..., help="RealEstate10K camera file of the source, one line per frame."),
+    out: Path = typer.Option(..., help="Output .npz; an overlay PNG is written beside it (same name, .png)."),
+    depth: Path = typer.Option(None, help="Per-frame depth of the source, .npy/.npz (T, H, W), to lift tracks with."),
+    tracks3d: Path = typer.Option(None, help="3D tracks of the source, .npy/.npz (T, N, 3) world points, NaN unknown."),
+    frames: int = typer.Option(None, min=2, help="Frames to use (default: as many as the camera file has)."),
+    size: str = typer.Option(None, help="Frame size N or HxW (default: the video's own; needed for a folder)."),
+    grid_step: int = typer.Option(4, min=1, help="Pixels between flow-track grid points."),
+    query_frames: int = typer.Option(3, min=1, help="Frames (evenly spaced) that get a grid of new tracks."),
+    max_residual: float = typer.Option(0.5, min=0.0, help="RMS reprojection residual (px) above which a point moved."),
+    min_parallax: float = typer.Option(8.0, min=0.0, help="Parallax (px) a point needs to be triangulated."),
+):
+    """3D tracks of a real video with known cameras (triangulated flow tracks, or from --depth / --tracks3d) for
+    paired-track conditioning (Track2View): an .npz to reuse and a PNG to inspect."""
+    import imageio.v3 as iio
+    import numpy as np
+
+    from mvtrack.data import source_tracks
+    from mvtrack.geometry import read_re10k
+    from mvtrack.runners import load_frames, source_cameras
+    from mvtrack.viz import draw_tracks, read_video, tile_views, to_uint8_frames, track_colors
+
+    if depth is not None and tracks3d is not None:
+        raise typer.BadParameter("give at most one of --depth or --tracks3d")
+    if out.suffix.lower() != ".npz":
+        raise typer.BadParameter(f"expected a path ending in .npz, got {out}", param_hint="--out")
+    try:
+        num_frames = frames or len(read_re10k(cameras))
+        if size:
+            hw = parse_size(size)
+        elif video.is_dir():
+            raise typer.BadParameter("give --size for a folder of frames")
+        else:
+            hw = tuple(read_video(video).shape[1:3])
+        src = load_frames(video, num_frames, hw)  # (T, 3, H, W)
+        w2c, K = source_cameras(cameras, num_frames, hw, 55.0)
+        result = source_tracks(src, w2c, K, depth=depth, tracks3d=tracks3d, grid_step=grid_step,
+                               query_frames=query_frames, max_residual=max_residual, min_parallax_px=min_parallax)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from None
+    result.save(out)
+    # Overlay: 4 frames side by side; static green, dynamic red, untriangulable grey (else one colour per track)
+    N = result.tracks.shape[1]
+    colors = track_colors(N)
+    if result.static is not None:
+        colors = np.where(result.static[:, None].numpy(), [40, 220, 40],
+                          np.where(result.triangulable[:, None].numpy(), [235, 40, 40], [150, 150, 150]))
+    drawn = draw_tracks(to_uint8_frames(src), result.tracks, result.visible, colors.astype(np.uint8),
+                        scale=max(1, 256 // max(hw)))
+    shown = np.unique(np.linspace(0, num_frames - 1, 4).round().astype(int))
+    iio.imwrite(out.with_suffix(".png"), tile_views([drawn[t][None] for t in shown], columns=len(shown))[0])
+    s = result.summary()
+    line = f"{s['tracks']} tracks over {num_frames} frames ({s['mode']}), {100 * s['known_fraction']:.0f}% known"
+    if "static" in s:
+        line += (f"; static {s['static']}, dynamic {s['dynamic']}, untriangulable {s['untriangulable']}, "
+                 f"median residual {s['median_residual']:.2f} px")
+    console.print(line)
+    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+
+
+def _eval_settings(matcher: str, cameras: bool, tracks: bool, mode: str = "rerender"):
     from mvtrack.evaluation.matching import MATCHERS
-    from mvtrack.runners.evaluate import EvalSettings
+    from mvtrack.runners.evaluate import MODES, EvalSettings
 
     if matcher not in MATCHERS:
         raise typer.BadParameter(f"expected one of {MATCHERS}, got {matcher!r}", param_hint="--matcher")
-    return EvalSettings(matcher=matcher, cameras=cameras, tracks=tracks)
+    if mode not in MODES:
+        raise typer.BadParameter(f"expected one of {MODES}, got {mode!r}", param_hint="--mode")
+    return EvalSettings(matcher=matcher, cameras=cameras, tracks=tracks, mode=mode)
 
 
 def _print_summary(rows: dict[str, dict], title: str) -> None:
@@ -355,12 +523,14 @@ def eval_(
     matcher: str = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC: xfeat, sift or auto."),
     cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP (RotErr / TransErr / CamMC)."),
     tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them against annotations."),
+    mode: str = typer.Option("rerender", help="rerender (view 0 is the source) or joint (every view generated, "
+                             "PRED/<clip>/view_0.mp4 too; pairs of generated views scored)."),
 ):
     """Score any system's generated videos against the requested cameras and the ground truth."""
     from mvtrack.runners.evaluate import evaluate_dirs
     from mvtrack.runners.report import write_report
 
-    settings = _eval_settings(matcher, cameras, tracks)
+    settings = _eval_settings(matcher, cameras, tracks, mode)
     out = out or pred.parent / f"eval_{pred.name}"
     clips = sorted(p for p in pred.iterdir() if p.is_dir()) if pred.is_dir() else []
     try:
@@ -376,6 +546,9 @@ def eval_(
     _print_summary({pred.name: result.summary}, f"{result.summary['views_scored']} views scored, "
                    f"{result.summary['views_skipped']} skipped")
     console.print(f"wrote {out / 'results.json'} and {report}")
+    if result.summary["views_scored"] == 0:
+        console.print("[red]error[/]: no view was scored (every clip or view was skipped; reasons above)")
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -385,52 +558,47 @@ def bench(
     method: list[str] = typer.Option([], help="Reference row(s): ground_truth, copy_source, depth_warp, noise."),
     out: Path = typer.Option(Path("outputs/bench"), help="Output root: OUT/<method>/{pred,results.json,report.html}."),
     steps: int = typer.Option(25, min=1, help="Denoising steps for checkpoints."),
-    seed: int = typer.Option(0, help="Sampling seed: clip i draws its noise from seed + i."),
+    seed: list[int] = typer.Option([0], help="Sampling seed(s) of --checkpoint: clip i draws its noise from seed + i."),
+    sensitivity: bool = typer.Option(False, help="Also measure camera sensitivity of --checkpoint (3x sampling)."),
     matcher: str = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC: xfeat, sift or auto."),
     cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP."),
     tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them."),
 ):
-    """Run checkpoints and reference methods on the held-out synthetic split and score them (mvtrack eval)."""
-    from mvtrack.runners.bench import REFERENCE_METHODS, BenchConfig, write_ground_truth, write_predictions
-    from mvtrack.runners.evaluate import evaluate_dirs
-    from mvtrack.runners.report import markdown_table, write_report
+    """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
+    them (mvtrack eval) and write the results table OUT/summary.md."""
+    from mvtrack.runners.bench import REFERENCE_METHODS, BenchRun, MethodSpec, run_bench
 
-    if not checkpoint and not method:
-        raise typer.BadParameter("give at least one --checkpoint or --method")
     for m in method:
         if m not in REFERENCE_METHODS:
             raise typer.BadParameter(f"expected one of {REFERENCE_METHODS}, got {m!r}", param_hint="--method")
     try:
-        cfg = BenchConfig.from_yaml(config)
+        run = BenchRun.from_yaml(config)
+        # a run is named after its directory (or the run directory above an exported ``final/``)
+        names = [Path(c).parent.name if Path(c).name == "final" else (Path(c).name or c) for c in checkpoint]
+        run.methods += [MethodSpec(m) for m in method] + [
+            MethodSpec(n, model=c, seeds=list(seed), steps=steps, sensitivity=sensitivity)
+            for n, c in zip(names, checkpoint)]
     except (FileNotFoundError, ValueError, TypeError) as e:
         raise typer.BadParameter(str(e), param_hint="--config") from None
+    if not run.methods:
+        raise typer.BadParameter("give at least one --checkpoint or --method, or a config with methods:")
+    listed = [m.name for m in run.methods]
+    if len(set(listed)) < len(listed):
+        raise typer.BadParameter(f"methods must have distinct names, got {listed}", param_hint="--checkpoint")
     settings = _eval_settings(matcher, cameras, tracks)
-    total = sum(g.clips for g in cfg.groups)
-    # a run is named after its directory (or the run directory above an exported ``final/``)
-    names = [Path(c).parent.name if Path(c).name == "final" else (Path(c).name or c) for c in checkpoint]
-    if len(set(names)) < len(names):
-        raise typer.BadParameter(f"checkpoints must have distinct names, got {names}", param_hint="--checkpoint")
-    runs = [(m, m, None) for m in method] + [(n, "model", c) for n, c in zip(names, checkpoint)]
-    rows = {}
+    cfg = run.split
     with _progress() as progress:
-        task = progress.add_task(f"ground truth ({cfg.name})", total=total)
-        gt = write_ground_truth(cfg, out / "gt" / cfg.name, progress=lambda: progress.advance(task))
-        for name, kind, model in runs:
-            pipe = _load_pipeline(model) if model else None
-            task = progress.add_task(f"{name}: predicting", total=total)
-            pred = write_predictions(cfg, out / name / "pred", kind, pipe=pipe, steps=steps, seed=seed,
-                                     progress=lambda t=task: progress.advance(t))
-            task = progress.add_task(f"{name}: scoring", total=total)
-            result = evaluate_dirs(pred, gt, settings, progress=lambda _, t=task: progress.advance(t))
-            result.summary["method"], result.summary["split"] = name, cfg.name
-            (out / name / "results.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=True))
-            write_report(result, out / name, title=f"mvtrack bench: {name} on {cfg.name}",
-                         notes=f"{total} held-out clips of {config}; {steps} steps, seed {seed}" if model else "")
-            _report_skipped(result.skipped)
-            rows[name] = result.summary
-    _print_summary(rows, f"{cfg.name}: {total} clips, {cfg.views} views x {cfg.frames} frames, "
-                   f"{cfg.height}x{cfg.width}")
-    (out / "summary.md").write_text(markdown_table(rows))
+        def task(description, total):
+            t = progress.add_task(description, total=total)
+            return lambda *_: progress.advance(t)
+        try:
+            rows = run_bench(run, out, settings, progress=task)
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e)) from None
+    for row in rows.values():
+        _report_skipped(row.get("skipped", []))
+    _print_summary(rows, f"{cfg.name}: {sum(g.clips for g in cfg.groups)} clips, {cfg.views} views x {cfg.frames} "
+                   f"frames, {cfg.height}x{cfg.width}, {cfg.observed}")
     console.print(f"wrote {out}/<method>/results.json and report.html, and {out}/summary.md")
 
 

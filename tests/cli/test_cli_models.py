@@ -47,7 +47,7 @@ def test_train_demo_generate(tmp_path):
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert set(metrics["mean"]) == {"model", "copy_source", "depth_warp"}
+    assert set(metrics["mean"]) == {"model", "copy_source", "source_depth_splat", "depth_warp"}
     assert metrics["settings"]["height"] == 16 and metrics["settings"]["frames"] == 2
     grid = iio.imread(tmp_path / "demo" / "clip_0000.mp4", plugin="pyav")
     assert grid.shape[0] == 2 and grid.shape[2] >= 3 * 64  # source | generated | ground truth, upscaled 4x

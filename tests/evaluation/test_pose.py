@@ -49,8 +49,8 @@ def test_translation_normalisation():
     assert camera_errors(gt, gt)["CamMC"] == 0.0
     with pytest.raises(ValueError, match="normalization"):
         camera_errors(gen, gt, "max")
-    with pytest.raises(ValueError, match="NaN"):
-        camera_errors(gen * np.nan, gt)
+    assert all(np.isnan(v) for v in camera_errors(gen * np.nan, gt).values())  # a missing pose: NaN, no crash
+    assert all(np.isnan(v) for v in camera_errors(gen[:1], gt[:1]).values())  # T = 1: no frame after the first
 
 
 def test_estimate_pose_recovers_the_relative_pose():

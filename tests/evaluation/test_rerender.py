@@ -48,3 +48,18 @@ def test_warp_psnr_is_nan_without_covisible_pixels():
     d, w2c_s, K, w2c_t = _plane_setup(shift=100.0)
     video = np.zeros((2, 3, 16, 20))
     assert np.isnan(warp_psnr(video, video, d, d, w2c_s, K, w2c_t, K))
+
+
+def test_track_splat_moves_the_source_along_the_tracks_and_fills_holes():
+    from mvtrack.evaluation import track_splat
+
+    rng = np.random.default_rng(0)
+    source = rng.random((2, 3, 8, 10)).astype(np.float32)
+    ys, xs = np.mgrid[0:8, 0:10]
+    grid = np.stack([xs, ys], -1).reshape(-1, 2).astype(np.float32)  # every pixel, (80, 2)
+    src = np.broadcast_to(grid, (2, 80, 2))
+    same = track_splat(source, src, src, np.ones((2, 80)))
+    assert np.abs(same - source).max() < 1 / 255  # identity tracks: the source itself (up to 8-bit rounding)
+    shifted = track_splat(source, src, src + np.array([2.0, 0.0], np.float32), np.ones((2, 80)))
+    assert np.abs(shifted[..., 2:] - source[..., :-2]).max() < 1 / 255  # two pixels to the right
+    assert (shifted[..., :2] > 0).any()  # the uncovered left columns are inpainted, not left black

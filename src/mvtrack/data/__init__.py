@@ -2,10 +2,17 @@
 
 from .clip import MultiViewClip, collate
 from .datasets import ShardDataset
+from .paired import PairedTracks, lift_tracks, oracle_tracks, paired_tracks, source_depth_tracks
 from .pairs import PAIR_KINDS, TrackPairs, sample_pairs
+from .real_tracks import (
+    RealTracks, load_depth, load_tracks3d, reverse_and_concatenate, source_tracks, split_concatenated_tracks,
+    video_tracks,
+)
 from .shards import ReadStats, ShardError, ShardWriter, decode_clip, encode_clip, iter_shard, list_shards, write_shards
 
 __all__ = [
-    "MultiViewClip", "collate", "ShardDataset", "PAIR_KINDS", "TrackPairs", "sample_pairs", "ReadStats",
+    "MultiViewClip", "collate", "ShardDataset", "PairedTracks", "lift_tracks", "oracle_tracks", "paired_tracks",
+    "source_depth_tracks", "RealTracks", "load_depth", "load_tracks3d", "reverse_and_concatenate", "source_tracks",
+    "split_concatenated_tracks", "video_tracks", "PAIR_KINDS", "TrackPairs", "sample_pairs", "ReadStats",
     "ShardError", "ShardWriter", "decode_clip", "encode_clip", "iter_shard", "list_shards", "write_shards",
 ]

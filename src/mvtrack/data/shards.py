@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import io
 import json
+import math
 import os
 import tarfile
 import warnings
@@ -25,6 +26,9 @@ from einops import rearrange
 from .clip import SCHEMA, MultiViewClip
 
 SHARD_NAME = "shard-{:06d}.tar"
+# Largest tar member read into memory: a 4-view, 64-frame 1024x1024 uint8 video is 768 MiB. A member (or a .npy
+# header) claiming more is skipped as corrupt instead of being allocated.
+MAX_MEMBER_BYTES = 2**31
 
 
 class ShardError(ValueError):
@@ -58,22 +62,75 @@ def encode_clip(clip: MultiViewClip) -> dict[str, bytes]:
     return out
 
 
+def _npy_header(data: bytes, name: str, where: str) -> None:
+    """Check a ``.npy`` payload's header against ``SCHEMA[name]`` and its own length before anything is allocated."""
+    f = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f"unsupported .npy version {version}")
+    except Exception as e:  # numpy's header parser raises many types on hostile bytes (SyntaxError, TokenError)
+        raise ShardError(f"{where}: field {name} is not a valid .npy array ({type(e).__name__}: {e})") from None
+    axes = "V T H W 3".split() if name == "video" else SCHEMA[name][0].split()  # video is channels-last on disk
+    if len(shape) != len(axes) or any(a.isdigit() and n != int(a) for a, n in zip(axes, shape)):
+        raise ShardError(f"{where}: field {name}: expected shape ({', '.join(axes)}), got {shape}")
+    kind = SCHEMA[name][1]
+    allowed = "u" if name == "video" else {"float": "f", "bool": "b", "int": "iu"}[kind]
+    if dtype.hasobject or dtype.kind not in allowed or not dtype.isnative:
+        expected = "uint8" if name == "video" else f"a native {kind} type"
+        raise ShardError(f"{where}: field {name}: expected {expected}, got dtype {dtype.str}")
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > MAX_MEMBER_BYTES:
+        raise ShardError(f"{where}: field {name}: header claims {shape} ({nbytes / 2**30:.1f} GiB), more than the "
+                         f"{MAX_MEMBER_BYTES / 2**30:.0f} GiB limit of one member")
+    if nbytes != len(data) - f.tell():
+        raise ShardError(f"{where}: field {name}: header claims {shape} {dtype} ({nbytes} bytes) but the member "
+                         f"holds {len(data) - f.tell()}")
+
+
+def _check_info(info, where: str) -> None:
+    if not isinstance(info, dict):
+        raise ShardError(f"{where}: json member: expected an object, got {type(info).__name__}")
+    fields = info.get("fields", [])
+    if not isinstance(fields, list) or not all(isinstance(x, str) for x in fields):
+        raise ShardError(f"{where}: json member: expected fields to be a list of names, got {fields!r}")
+    meta = info.get("meta", {})
+    if not isinstance(meta, dict):
+        raise ShardError(f"{where}: json member: expected meta to be an object, got {type(meta).__name__}")
+    index = meta.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ShardError(f"{where}: json member: expected meta.index to be an integer >= 0, got {index!r}")
+
+
 def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewClip:
-    """Inverse of ``encode_clip``; raises ``ShardError`` naming ``where`` and the field on any problem."""
-    if "json" not in members:
-        raise ShardError(f"{where}: no json member")
+    """Inverse of ``encode_clip``; raises ``ShardError`` naming ``where`` and the field on any problem.
+
+    Every ``.npy`` header is checked against the field's shape and the member's length before its array is
+    allocated, so a corrupt or hostile header cannot make the reader allocate what it claims.
+    """
+    if members.get("json") is None:
+        raise ShardError(f"{where}: no json member" if "json" not in members else f"{where}: json member too large")
     try:
         info = json.loads(members["json"])
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ShardError(f"{where}: json member is not valid JSON ({e})") from None
+    _check_info(info, where)
     tensors = {}
     for name in info.get("fields", []):
         if name not in SCHEMA:
             raise ShardError(f"{where}: unknown field {name!r}")
         if f"{name}.npy" not in members:
             raise ShardError(f"{where}: field {name} listed in json but missing")
+        data = members[f"{name}.npy"]
+        if data is None:
+            raise ShardError(f"{where}: field {name}: member larger than {MAX_MEMBER_BYTES / 2**30:.0f} GiB, not read")
+        _npy_header(data, name, where)
         try:
-            array = np.load(io.BytesIO(members[f"{name}.npy"]), allow_pickle=False)
+            array = np.load(io.BytesIO(data), allow_pickle=False)
         except (ValueError, OSError, EOFError) as e:
             raise ShardError(f"{where}: field {name} is not a valid .npy array ({e})") from None
         if name == "video":
@@ -186,7 +243,8 @@ def iter_shard(path: str | Path, stats: ReadStats | None = None) -> Iterator[Mul
                 name_key, _, suffix = info.name.partition(".")
                 if name_key != key:
                     members, key = {}, name_key
-                members[suffix] = tar.extractfile(info).read()
+                # an oversized member is not read (None); its sample is skipped when its json arrives
+                members[suffix] = tar.extractfile(info).read() if info.size <= MAX_MEMBER_BYTES else None
                 if suffix == "json":
                     try:
                         clip = decode_clip(members, where=f"{path}: sample {key}")

@@ -25,14 +25,16 @@ class TrajectoryEstimate:
 
     ``c2w`` (T, 4, 4) camera-to-world poses in the reconstruction's frame (OpenCV axes, arbitrary scale), or None
     when the reconstruction failed; ``failure`` names the reason then. ``registered`` counts the frames with a pose
-    and ``points`` the 3D points of the kept model; ``planar_gap_deg`` is the largest rotation disagreement between
-    the two runs of the planar guard (NaN when only one run was made).
+    and ``points`` the 3D points of the kept model; ``reprojection_px`` is its mean reprojection error in the
+    video's pixels; ``planar_gap_deg`` the largest rotation disagreement with the reconstruction without planar
+    rejection (``check="planar"`` only, else NaN).
     """
 
     c2w: np.ndarray | None
     failure: str | None = None
     registered: int = 0
     points: int = 0
+    reprojection_px: float = float("nan")
     planar_gap_deg: float = float("nan")
     info: dict = field(default_factory=dict)
 
@@ -59,7 +61,8 @@ def _write_frames(frames: np.ndarray, image_dir: Path, scale: float) -> None:
 
 
 def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: float | None, overlap: int, seed: int):
-    """Match (into a copy of the features database) and run the global mapper; (c2w (T, 4, 4) NaN-padded, points)."""
+    """Match (into a copy of the features database) and run the global mapper; (c2w (T, 4, 4) NaN-padded, points,
+    mean reprojection error in the matched images' pixels)."""
     import shutil
 
     tag = "default" if max_H_inlier_ratio is None else f"H{max_H_inlier_ratio:g}"
@@ -82,7 +85,7 @@ def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: floa
     options.mapper.bundle_adjustment.refine_extra_params = False
     models = pycolmap.global_mapping(db, image_dir, work / f"sparse_{tag}", options)
     if not models:
-        return None, 0
+        return None, 0, float("nan")
     model = max(models.values(), key=lambda m: m.num_reg_images())
     c2w = np.full((T, 4, 4), np.nan)
     for image in model.images.values():
@@ -90,7 +93,7 @@ def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: floa
             w2c = np.eye(4)
             w2c[:3] = image.cam_from_world().matrix()
             c2w[int(Path(image.name).stem)] = np.linalg.inv(w2c)
-    return c2w, model.num_points3D()
+    return c2w, model.num_points3D(), float(model.compute_mean_reprojection_error())
 
 
 def _max_rotation_gap(a: np.ndarray, b: np.ndarray) -> float:
@@ -100,12 +103,16 @@ def _max_rotation_gap(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.rad2deg(np.arccos(np.clip(cos, -1, 1))).max())
 
 
+CHECKS = ("reprojection", "planar", "none")
+
+
 def estimate_trajectory(
     frames: np.ndarray,
     K: np.ndarray,
     min_side: int = MIN_SIDE,
     overlap: int = 10,
-    planar_guard: bool = True,
+    check: str = "reprojection",
+    max_reprojection_px: float = 1.0,
     planar_tolerance_deg: float = 2.0,
     min_points: int = 20,
     peak_threshold: float = PEAK_THRESHOLD,
@@ -118,26 +125,36 @@ def estimate_trajectory(
         K: (3, 3) pixel intrinsics shared by every frame (our convention: pixel centres at integers).
         min_side: frames whose short side is smaller are upscaled (cubic) to it first; K is scaled to match.
         overlap: sequential matching window (frames).
-        planar_guard: also reconstruct with ``max_H_inlier_ratio = 1.0`` (no pair rejected as planar) and count a
-            rotation disagreement above ``planar_tolerance_deg`` as a failure: on small motion over a dominant
-            plane the global mapper can register every frame yet be 10-20 degrees off (METRICS.md).
+        check: how a registered model is accepted. ``reprojection`` (default): every frame registered, at least
+            ``min_points`` 3D points and a mean reprojection error of at most ``max_reprojection_px`` (the video's
+            pixels). ``planar``: the old planar guard, also reconstructing with ``max_H_inlier_ratio = 1.0`` and
+            failing when the rotations disagree by more than ``planar_tolerance_deg``; it rejects exact copies of
+            real-looking footage (docs/evaluation.md) and is kept only for comparison. ``none``: registration and
+            point count only.
         min_points: fewer 3D points than this is a failure.
         peak_threshold: SIFT peak threshold; lower finds more features in weakly textured frames.
         seed: random seed of the mapper (results repeat for a seed).
 
     Returns:
-        A :class:`TrajectoryEstimate`; it fails (``c2w`` None, ``failure`` set) when no model is found, a frame is
-        not registered, the model has too few points or the planar guard trips.
+        A :class:`TrajectoryEstimate`; it fails (``c2w`` None, ``failure`` set) when there are fewer than 3
+        frames, the frames are blank or non-finite, no model is found, a frame is not registered, or the check
+        fails. Never raises on such input.
     """
+    if check not in CHECKS:
+        raise ValueError(f"check: expected one of {CHECKS}, got {check!r}")
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames: expected (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
     K = np.asarray(K, np.float64)
-    if K.shape != (3, 3) or not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
-        raise ValueError(f"K: expected finite (3, 3) intrinsics with positive focal lengths, got {K}")
+    if K.shape != (3, 3):
+        raise ValueError(f"K: expected (3, 3), got {K.shape}")
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0:
+        return TrajectoryEstimate(None, f"K: expected finite intrinsics with positive focal lengths, got {K.tolist()}")
     T, H, W = frames.shape[:3]
     if T < 3:
-        raise ValueError(f"frames: need at least 3 frames to reconstruct, got {T}")
+        return TrajectoryEstimate(None, f"need at least 3 frames to reconstruct, got {T}")
+    if min(H, W) == 0 or all(f.std() == 0 for f in frames):
+        return TrajectoryEstimate(None, "blank frames: nothing to match")
     pycolmap = _pycolmap()
     scale = max(1.0, math.ceil(min_side / min(H, W)))
     fx, fy = K[0, 0] * scale, K[1, 1] * scale
@@ -151,11 +168,12 @@ def estimate_trajectory(
         extraction.sift.peak_threshold = peak_threshold
         pycolmap.extract_features(work / "features.db", image_dir, camera_mode=pycolmap.CameraMode.SINGLE,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
-        c2w, points = _map(pycolmap, work, image_dir, T, None, overlap, seed)
+        c2w, points, reproj = _map(pycolmap, work, image_dir, T, None, overlap, seed)
         if c2w is None:
             return TrajectoryEstimate(None, "no reconstruction (too few verified matches)")
         registered = int(np.isfinite(c2w[:, 0, 0]).sum())
-        result = TrajectoryEstimate(None, registered=registered, points=points, info={"upscale": scale})
+        result = TrajectoryEstimate(None, registered=registered, points=points, reprojection_px=reproj / scale,
+                                    info={"upscale": scale, "c2w": c2w})
         if registered < T:
             missing = [t for t in range(T) if not np.isfinite(c2w[t, 0, 0])]
             result.failure = f"{T - registered} of {T} frames not registered (first missing: frame {missing[0]})"
@@ -163,12 +181,16 @@ def estimate_trajectory(
         if points < min_points:
             result.failure = f"only {points} 3D points (< {min_points})"
             return result
-        if planar_guard:
-            other, _ = _map(pycolmap, work, image_dir, T, 1.0, overlap, seed)
+        if check == "reprojection" and not result.reprojection_px <= max_reprojection_px:
+            result.failure = (f"mean reprojection error {result.reprojection_px:.2f} px (> {max_reprojection_px})")
+            return result
+        if check == "planar":
+            other, _, _ = _map(pycolmap, work, image_dir, T, 1.0, overlap, seed)
             if other is None or not np.isfinite(other).all():
                 result.failure = "planar guard: the reconstruction without planar rejection failed"
                 return result
             result.planar_gap_deg = _max_rotation_gap(c2w, other)
+            result.info["c2w_no_planar_rejection"] = other
             if result.planar_gap_deg > planar_tolerance_deg:
                 result.failure = (f"planar guard: the two reconstructions disagree by {result.planar_gap_deg:.1f} "
                                   f"degrees (> {planar_tolerance_deg})")

@@ -6,12 +6,15 @@ import numpy as np
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> np.ndarray:
-    """PSNR in dB per image ``(...)`` of images ``(..., C, H, W)``; identical images give inf."""
+    """PSNR in dB per image ``(...)`` of images ``(..., C, H, W)``; identical images give inf, NaN pixels or
+    empty images NaN."""
     pred, gt = np.asarray(pred, np.float64), np.asarray(gt, np.float64)
-    if pred.shape != gt.shape:
-        raise ValueError(f"psnr: shapes differ, {pred.shape} vs {gt.shape}")
+    if pred.shape != gt.shape or pred.ndim < 3:
+        raise ValueError(f"psnr: shapes differ or are not (..., C, H, W), {pred.shape} vs {gt.shape}")
+    if pred.size == 0:
+        return np.full(pred.shape[:-3], np.nan)
     mse = np.mean((pred - gt) ** 2, axis=(-3, -2, -1))
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         return 10 * np.log10(data_range**2 / mse)
 
 
@@ -54,10 +57,15 @@ def temporal_flickering(video: np.ndarray, static_mask: np.ndarray | None = None
     Args:
         video: (T, C, H, W) in [0, 1].
         static_mask: (T - 1, H, W) or (H, W) bool, True where the scene is static; None uses every pixel.
+
+    Returns:
+        A float; NaN for T < 2, empty frames, or NaN pixels.
     """
     video = np.asarray(video, np.float64)
-    if video.ndim != 4 or video.shape[0] < 2:
-        raise ValueError(f"video: expected (T, C, H, W) with T >= 2, got {video.shape}")
+    if video.ndim != 4:
+        raise ValueError(f"video: expected (T, C, H, W), got {video.shape}")
+    if video.shape[0] < 2 or video[0].size == 0:
+        return float("nan")  # fewer than two frames: no temporal change to measure
     diff = np.abs(video[1:] - video[:-1]).mean(axis=1)  # (T - 1, H, W)
     if static_mask is None:
         return float(1 - diff.mean())

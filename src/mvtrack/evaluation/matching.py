@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .pose import estimate_pose, relative_pose_error
+from .pose import estimate_pose, estimate_rotation, relative_pose_error, zero_translation
 
 MIN_SIDE = 256  # small frames are upscaled before matching; both matchers find few features at 64 px
 MATCHERS = ("xfeat", "sift", "auto")
@@ -33,6 +33,8 @@ class Matcher:
         for name, img in (("img0", img0), ("img1", img1)):
             if img.ndim != 3 or img.shape[-1] != 3 or img.dtype != np.uint8:
                 raise ValueError(f"{name}: expected (H, W, 3) uint8, got {img.shape} {img.dtype}")
+        if min(img0.shape[:2] + img1.shape[:2]) == 0 or img0.std() == 0 or img1.std() == 0:
+            return np.zeros((0, 2)), np.zeros((0, 2))  # a uniform (e.g. all-black) frame has no features
         scale = max(1, math.ceil(MIN_SIDE / min(img0.shape[:2] + img1.shape[:2])))
         if scale > 1:
             img0, img1 = (cv2.resize(x, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC) for x in (img0, img1))
@@ -73,7 +75,10 @@ def xfeat_matcher(top_k: int = 4096, min_cossim: float = 0.82) -> Matcher:
 
     def match(img0, img1):
         with torch.inference_mode():
-            return model.match_xfeat(img0, img1, top_k=top_k, min_cossim=min_cossim)
+            try:
+                return model.match_xfeat(img0, img1, top_k=top_k, min_cossim=min_cossim)
+            except IndexError:  # XFeat reduces over an empty keypoint set when one image has no features
+                return np.zeros((0, 2)), np.zeros((0, 2))
 
     return Matcher("xfeat", match)
 
@@ -114,7 +119,9 @@ def pose_errors(
 ) -> np.ndarray:
     """CVD's consistency error per time step: the relative pose of the same-time frames of two videos, estimated
     from their ``matches`` (:func:`match_videos`), against the requested one; error = max(translation, rotation)
-    in degrees, inf without a pose.
+    in degrees, inf without a pose. Where the requested translation is zero (pure rotation, static camera) its
+    direction is undefined: the rotation is estimated from a homography and the error is the rotation error
+    alone (:func:`rotation_only_steps` lists those steps).
 
     Args:
         w2c0, w2c1: (T, 4, 4) requested cameras of the two videos; K0, K1: (T, 3, 3).
@@ -125,7 +132,18 @@ def pose_errors(
     errors = []
     for t, (k0, k1) in enumerate(matches):
         T_0to1 = w2c1[t] @ np.linalg.inv(w2c0[t])
-        est = estimate_pose(k0, k1, K0[t], K1[t], thresh=thresh)
-        t_err, r_err = relative_pose_error(T_0to1, *(est[:2] if est is not None else (None, None)))
-        errors.append(max(t_err, r_err))
-    return np.array(errors)
+        if not np.isfinite(T_0to1).all():
+            errors.append(float("inf"))
+        elif zero_translation(T_0to1):
+            est = estimate_rotation(k0, k1, K0[t], K1[t], thresh=thresh)
+            errors.append(relative_pose_error(T_0to1, est[0] if est is not None else None, None)[1])
+        else:
+            est = estimate_pose(k0, k1, K0[t], K1[t], thresh=thresh)
+            t_err, r_err = relative_pose_error(T_0to1, *(est[:2] if est is not None else (None, None)))
+            errors.append(max(t_err, r_err))
+    return np.array(errors, np.float64)
+
+
+def rotation_only_steps(w2c0: np.ndarray, w2c1: np.ndarray) -> np.ndarray:
+    """(T,) bool: time steps whose requested relative pose has no translation, scored by rotation alone."""
+    return np.array([zero_translation(b @ np.linalg.inv(a)) for a, b in zip(w2c0, w2c1)], bool)

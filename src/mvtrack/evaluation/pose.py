@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 NORMALIZATIONS = ("rel", "gt", "none")
+CAMERA_KEYS = ("RotErr", "TransErr", "CamMC", "mRotErr", "mTransErr", "mCamMC")
 
 
 def angle_error_mat(R1: np.ndarray, R2: np.ndarray) -> float:
@@ -25,12 +26,51 @@ def relative_pose_error(T_0to1: np.ndarray, R: np.ndarray | None, t: np.ndarray 
     """(translation, rotation) errors in degrees of an estimated pose against the true ``T_0to1 (4, 4)``.
 
     The translation direction's sign is unobservable from two views, so ``t_err = min(e, 180 - e)``.
-    A missing estimate (None) gives (inf, inf).
+    A missing estimate (None) gives (inf, inf). A true translation of zero (norm <= ``ZERO_TRANSLATION``: pure
+    rotation or a static camera) has no direction: ``t_err`` is NaN and only the rotation can be scored.
     """
-    if R is None or t is None:
+    if R is None:
         return float("inf"), float("inf")
+    r_err = angle_error_mat(R, T_0to1[:3, :3])
+    if zero_translation(T_0to1):
+        return float("nan"), r_err
+    if t is None:
+        return float("inf"), r_err
     t_err = angle_error_vec(t, T_0to1[:3, 3])
-    return min(t_err, 180.0 - t_err), angle_error_mat(R, T_0to1[:3, :3])
+    return min(t_err, 180.0 - t_err), r_err
+
+
+ZERO_TRANSLATION = 1e-6  # world units: below this a relative translation counts as none (a rotation-only pair)
+
+
+def zero_translation(T_0to1: np.ndarray, tol: float = ZERO_TRANSLATION) -> bool:
+    """Whether the relative pose ``T_0to1 (4, 4)`` has no translation (pure rotation or identity)."""
+    return bool(np.linalg.norm(np.asarray(T_0to1, np.float64)[:3, 3]) <= tol)
+
+
+def estimate_rotation(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray, thresh: float = 1.0):
+    """Relative rotation of a pure-rotation pair: RANSAC homography on K-normalised points (``p1 ~ R p0``),
+    projected to the nearest rotation. (R (3, 3), inlier mask (M,)) or None with fewer than 4 matches.
+
+    Args:
+        kpts0, kpts1: (M, 2) matched pixels; K0, K1: (3, 3) pixel intrinsics; thresh: RANSAC threshold (pixels).
+    """
+    kpts0, kpts1 = np.asarray(kpts0, np.float64), np.asarray(kpts1, np.float64)
+    if len(kpts0) < 4:
+        return None
+    f_mean = np.mean([K0[0, 0], K1[1, 1], K0[0, 0], K1[1, 1]])
+    p0 = (kpts0 - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
+    p1 = (kpts1 - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
+    H, mask = cv2.findHomography(p0, p1, cv2.RANSAC, thresh / f_mean)
+    if H is None or not np.isfinite(H).all():
+        return None
+    if np.linalg.det(H) < 0:
+        H = -H
+    U, _, Vt = np.linalg.svd(H)
+    R = U @ Vt
+    if np.linalg.det(R) < 0:
+        R = U @ np.diag([1.0, 1.0, -1.0]) @ Vt
+    return R, mask.ravel() > 0
 
 
 def estimate_pose(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray, thresh: float = 1.0,
@@ -65,9 +105,16 @@ def pose_auc(errors, thresholds=(5, 10, 20)) -> list[float]:
     """Area under the recall curve of pose errors (degrees) up to each threshold, divided by it.
 
     The curve runs through (0, 0) and (e_i, i / N) over the sorted errors strictly below the threshold
-    and is extended flat to the threshold. Errors [1, 3] give AUC@5 = 0.75.
+    and is extended flat to the threshold. Errors [1, 3] give AUC@5 = 0.75. NaN counts as a failure (as inf);
+    no errors give NaN.
+
+    Args:
+        errors: (N,) degrees, >= 0 (inf for a pair without an estimate).
     """
-    errors = np.sort(np.asarray(errors, np.float64))
+    errors = np.asarray(errors, np.float64).ravel()
+    if (errors < 0).any():
+        raise ValueError(f"errors: expected angles >= 0 degrees, got min {errors[errors < 0].min()}")
+    errors = np.sort(np.where(np.isnan(errors), np.inf, errors))
     if errors.size == 0:
         return [float("nan")] * len(thresholds)
     recall = np.r_[0.0, (np.arange(len(errors)) + 1) / len(errors)]
@@ -98,15 +145,15 @@ def camera_errors(c2w_gen: np.ndarray, c2w_gt: np.ndarray, normalization: str = 
         ``RotErr`` (sum over frames of rotation angles, radians), ``TransErr`` (sum of translation
         distances), ``CamMC`` (sum of Frobenius norms of the 3x4 [R|t] differences), and their means
         over the T - 1 frames after the first (``mRotErr``, ``mTransErr``, ``mCamMC``); the first frame is
-        the identity in both by construction.
+        the identity in both by construction. All NaN for T < 2 or non-finite poses.
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {normalization!r}")
     gen, gt = np.asarray(c2w_gen, np.float64), np.asarray(c2w_gt, np.float64)
     if gen.shape != gt.shape or gen.ndim != 3 or gen.shape[1:] != (4, 4):
         raise ValueError(f"c2w_gen, c2w_gt: expected two (T, 4, 4) arrays, got {gen.shape} and {gt.shape}")
-    if not (np.isfinite(gen).all() and np.isfinite(gt).all()):
-        raise ValueError("c2w_gen, c2w_gt: contain NaN or inf")
+    if len(gen) < 2 or not (np.isfinite(gen).all() and np.isfinite(gt).all()):
+        return dict.fromkeys(CAMERA_KEYS, float("nan"))  # no frame after the first, or a pose missing
     gen, gt = relative_to_first(gen), relative_to_first(gt)
     t_gen, t_gt = gen[:, :3, 3].copy(), gt[:, :3, 3].copy()
     if normalization == "rel":
@@ -121,7 +168,7 @@ def camera_errors(c2w_gen: np.ndarray, c2w_gt: np.ndarray, normalization: str = 
     m_gen = np.concatenate([gen[:, :3, :3], t_gen[..., None]], -1)
     m_gt = np.concatenate([gt[:, :3, :3], t_gt[..., None]], -1)
     cammc = np.linalg.norm((m_gen - m_gt).reshape(len(gen), -1), axis=-1)
-    n = max(len(gen) - 1, 1)
+    n = len(gen) - 1
     return {
         "RotErr": float(rot.sum()), "TransErr": float(trans.sum()), "CamMC": float(cammc.sum()),
         "mRotErr": float(rot.sum() / n), "mTransErr": float(trans.sum() / n), "mCamMC": float(cammc.sum() / n),

@@ -54,7 +54,11 @@ def tapvid_metrics(
     Returns:
         ``occlusion_accuracy``, ``pts_within_{d}`` and ``jaccard_{d}`` for d in 1, 2, 4, 8, 16,
         ``average_pts_within_thresh`` (delta_avg) and ``average_jaccard`` (AJ), each of shape (B,)
-        (or scalar arrays for unbatched input); 0/0 gives NaN.
+        (or scalar arrays for unbatched input); 0/0 gives NaN (no points, or nothing scored as with T = 1 in
+        ``first`` mode). Non-finite predicted positions count as misses.
+
+    Raises:
+        ValueError: on shape mismatches, an unknown mode, or a query frame outside [0, T - 1].
     """
     if query_mode not in QUERY_MODES:
         raise ValueError(f"query_mode: expected one of {QUERY_MODES}, got {query_mode!r}")
@@ -75,9 +79,14 @@ def tapvid_metrics(
         scale = np.array([256.0 / W, 256.0 / H])
         gt_tracks, pred_tracks = gt_tracks * scale, pred_tracks * scale
 
+    if not np.isfinite(query_points[..., 0]).all():
+        raise ValueError("query_points: query frames (t) must be finite")
+    query_frame = np.round(query_points[..., 0]).astype(np.int64)  # numpy rounds half to even, as tapnet
+    if query_frame.size and (query_frame.min() < 0 or query_frame.max() > T - 1):
+        raise ValueError(f"query_points: query frames (t) must lie in [0, {T - 1}], got {query_frame.min()} to "
+                         f"{query_frame.max()}")  # numpy indexing would wrap a negative frame around
     eye = np.eye(T, dtype=np.int32)
     frames_of_query = np.cumsum(eye, axis=1) - eye if query_mode == "first" else 1 - eye
-    query_frame = np.round(query_points[..., 0]).astype(np.int32)  # numpy rounds half to even, as tapnet
     evaluated = frames_of_query[query_frame] > 0  # (B, N, T)
 
     with np.errstate(invalid="ignore", divide="ignore"):

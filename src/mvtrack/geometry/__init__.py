@@ -29,8 +29,10 @@ from .epipolar import (
 from .formats import CameraFile, read_re10k, write_re10k
 from .projection import pixel_grid, project, transform_points, unproject, unproject_depth_map
 from .rays import pixel_rays, plucker_rays
+from .splat import bilinear_sample, bilinear_splat, zbuffer_visible
 from .rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix, rotation_angle, slerp
 from .trajectories import TRAJECTORIES, from_spec, interpolate, interpolate_poses
+from .triangulate import Triangulation, triangulate_tracks
 
 __all__ = [
     "c2w_to_w2c",
@@ -65,6 +67,9 @@ __all__ = [
     "unproject_depth_map",
     "pixel_rays",
     "plucker_rays",
+    "bilinear_sample",
+    "bilinear_splat",
+    "zbuffer_visible",
     "axis_angle_to_matrix",
     "matrix_to_quaternion",
     "quaternion_to_matrix",
@@ -74,4 +79,6 @@ __all__ = [
     "from_spec",
     "interpolate",
     "interpolate_poses",
+    "Triangulation",
+    "triangulate_tracks",
 ]

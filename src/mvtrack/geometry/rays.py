@@ -41,8 +41,19 @@ def plucker_rays(w2c: torch.Tensor, K: torch.Tensor, height: int, width: int) ->
     Returns:
         (..., 6, H, W) e.g. (B, V, T, 6, H, W).
     """
-    if w2c.shape[:-2] != K.shape[:-2]:
-        raise ValueError(f"plucker_rays: w2c {tuple(w2c.shape)} and K {tuple(K.shape)} must share leading dims")
+    if w2c.shape[-2:] != (4, 4) or K.shape[-2:] != (3, 3) or w2c.shape[:-2] != K.shape[:-2]:
+        raise ValueError(f"plucker_rays: expected w2c (..., 4, 4) and K (..., 3, 3) with the same leading dims, "
+                         f"got {tuple(w2c.shape)} and {tuple(K.shape)}")
+    if isinstance(height, bool) or isinstance(width, bool) or int(height) != height or int(width) != width \
+            or height < 1 or width < 1:
+        raise ValueError(f"plucker_rays: height, width: expected positive integers, got {height} x {width}")
+    if not torch.isfinite(w2c).all() or not torch.isfinite(K).all():
+        raise ValueError("plucker_rays: w2c and K must be finite, got NaN or inf")
+    singular = torch.linalg.det(K.double()).abs() < 1e-12
+    if singular.any():
+        first = tuple(int(i) for i in singular.nonzero()[0]) if singular.dim() else ()
+        raise ValueError(f"plucker_rays: K must be invertible (fx, fy != 0), got a singular K at index {first}")
+    height, width = int(height), int(width)
     xy = pixel_grid(height, width, device=w2c.device, dtype=w2c.dtype).reshape(-1, 2)  # (H*W, 2)
     origins, dirs = pixel_rays(xy, w2c, K)  # (..., 3), (..., H*W, 3)
     moment = torch.linalg.cross(origins[..., None, :].expand_as(dirs), dirs)

@@ -12,32 +12,133 @@ Accepted layouts:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from .codec import PixelCodec, WanVAECodec
 from .presets import PRESETS, build_model
 from .transformer import MultiViewTransformer
 
 
+WEIGHTS = "diffusion_pytorch_model.safetensors"
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON file that must hold an object; ``ValueError`` naming the file otherwise."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object ({what}), got a {type(data).__name__}")
+    return data
+
+
 def _class_name(directory: Path) -> str | None:
     config = directory / "config.json"
     if not config.is_file():
         return None
+    name = read_json_object(config, "a model config").get("_class_name")
+    return name if isinstance(name, str) else repr(name)
+
+
+def _weight_shapes(directory: Path) -> dict[str, tuple]:
+    """Name -> shape of every tensor in a directory's safetensors, read from the headers (nothing is loaded)."""
+    index = directory / f"{WEIGHTS}.index.json"
+    if (directory / WEIGHTS).is_file():
+        files = [directory / WEIGHTS]
+    elif index.is_file():
+        weight_map = read_json_object(index, "a weight index").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ValueError(f"{index}: expected a weight_map object")
+        files = sorted({directory / str(f) for f in weight_map.values()})
+    else:
+        raise FileNotFoundError(f"model {directory}: no {WEIGHTS} (weights are read from safetensors only)")
+    shapes = {}
+    for f in files:
+        try:
+            with safe_open(f, framework="pt") as weights:
+                for k in weights.keys():
+                    shapes[k] = tuple(weights.get_slice(k).get_shape())
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"{f}: not a readable safetensors file ({e})") from None
+    return shapes
+
+
+def check_weights(cls, directory: Path) -> None:
+    """Check every weight in ``directory`` against the shapes of the model its ``config.json`` describes (as
+    nanoGPT's ``from_pretrained`` does), before anything is loaded; ``ValueError`` naming the first mismatches."""
+    config_path = directory / "config.json"
+    config = read_json_object(config_path, "a model config")
     try:
-        return json.loads(config.read_text()).get("_class_name")
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{config}: not valid JSON ({e})") from None
+        with torch.device("meta"):  # shapes only: no memory, no initialisation cost
+            model = cls.from_config(config)
+    except Exception as e:  # any failure here means the config does not describe a model
+        raise ValueError(f"{config_path}: does not describe a {cls.__name__} ({type(e).__name__}: {e})") from None
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = _weight_shapes(directory)
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [f"{k} has shape {found[k]}, config.json says {expected[k]}"
+             for k in expected if k in found and found[k] != expected[k]]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} weight(s) missing ({', '.join(missing[:3])})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} weight(s) the config has no place for ({', '.join(unexpected[:3])})")
+    if wrong:
+        problems.append(f"{len(wrong)} with another shape ({', '.join(wrong[:2])})")
+    if problems:
+        raise ValueError(f"model {directory}: the weights do not load into the model its config.json describes: "
+                         f"{'; '.join(problems)}")
 
 
 def _load(cls, directory: Path, torch_dtype):
+    check_weights(cls, directory)
     try:
-        return cls.from_pretrained(directory, torch_dtype=torch_dtype)
-    except (ValueError, RuntimeError, OSError) as e:
+        model = cls.from_pretrained(directory, torch_dtype=torch_dtype)
+    except (ValueError, RuntimeError, OSError, TypeError) as e:
         raise ValueError(
             f"model {directory}: the weights do not load into the model its config.json describes: {e}"
         ) from e
+    for name, value in model.state_dict().items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise ValueError(f"model {directory}: weight {name} holds NaN or inf values (a diverged training run?); "
+                             "it would generate blank videos")
+    return model
+
+
+def check_model_files(directory: Path) -> None:
+    """Check the files beside the weights that loaders read: ``mvtrack.json`` (training metadata) and
+    ``scheduler/scheduler_config.json``; ``ValueError`` naming the file and the key otherwise."""
+    meta_path = directory / "mvtrack.json"
+    if meta_path.is_file():
+        meta = read_json_object(meta_path, "training metadata")
+        shift = meta.get("flow_shift")
+        if shift is not None and (isinstance(shift, bool) or not isinstance(shift, (int, float))
+                                  or not math.isfinite(shift) or shift <= 0):
+            raise ValueError(f"{meta_path}: flow_shift: expected a finite number > 0, got {shift!r}")
+        data = meta.get("data", {})
+        if not isinstance(data, dict):
+            raise ValueError(f"{meta_path}: data: expected an object, got {data!r}")
+        for k in ("views", "frames", "height", "width"):
+            v = data.get(k, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{meta_path}: data.{k}: expected an integer >= 1, got {v!r}")
+        if not isinstance(data.get("baseline", ""), str):
+            raise ValueError(f"{meta_path}: data.baseline: expected a string, got {data['baseline']!r}")
+    scheduler_path = directory / "scheduler" / "scheduler_config.json"
+    if scheduler_path.is_file():
+        import diffusers
+
+        name = read_json_object(scheduler_path, "a scheduler config").get("_class_name")
+        cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+        if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+            raise ValueError(f"{scheduler_path}: _class_name {name!r} is not a diffusers scheduler "
+                             "(expected e.g. FlowMatchEulerDiscreteScheduler)")
 
 
 def load_transformer(directory: str | Path, torch_dtype: torch.dtype | None = None) -> MultiViewTransformer:
@@ -69,6 +170,7 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, predict
             f"model: {str(spec)!r} is neither a preset {sorted(PRESETS)} nor an existing local directory "
             "(weights are never downloaded; pass the directory that holds them)"
         )
+    check_model_files(path)
     if (path / "config.json").is_file():
         model, codec = load_transformer(path, torch_dtype), PixelCodec()
     elif (path / "transformer").is_dir():

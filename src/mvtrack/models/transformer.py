@@ -18,6 +18,7 @@ from torch import nn
 
 from .camera import CameraEncoder
 from .refiner import RefinerFeedback
+from .track_conditioner import TrackConditioner
 
 
 @dataclass
@@ -45,6 +46,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         refiner_block: Track4Gen: index of the block whose output hidden states, reshaped per frame, go through an
             identity-initialised refiner and return as ``h + zero_conv(stop_grad(R(h)))``; None (default) for none.
             The refined features of the last forward are kept in ``self.refined`` ((B*V*F, D, h', w')).
+        track_conditioner: Track2View: keyword arguments of ``TrackConditioner`` (``blocks``, ``width``, ``tokens``,
+            ``pixels``, ...); None (default) for none. With it, ``forward`` takes paired tracks; without tracks
+            the model runs as camera-only.
     """
 
     _supports_gradient_checkpointing = True
@@ -60,6 +64,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         prediction_type: str = "velocity",
         min_sigma: float = 0.05,
         refiner_block: int | None = None,
+        track_conditioner: dict | None = None,
     ):
         super().__init__()
         if prediction_type not in ("velocity", "sample"):
@@ -76,6 +81,23 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             raise ValueError(f"refiner_block: expected a block index in [0, {wan.num_layers}), got {refiner_block}")
         self.refiner = RefinerFeedback(dim) if refiner_block is not None else None
         self.refined: torch.Tensor | None = None
+        self.conditioner = self._build_track_conditioner(track_conditioner) if track_conditioner else None
+
+    def _build_track_conditioner(self, kwargs: dict) -> TrackConditioner:
+        wan = self.wan.config
+        dim = wan.num_attention_heads * wan.attention_head_dim
+        kwargs = dict(kwargs)
+        if "blocks" in kwargs:
+            kwargs["blocks"] = tuple(kwargs["blocks"])
+        return TrackConditioner(dim, wan.in_channels, tuple(wan.patch_size), wan.num_layers, **kwargs)
+
+    def add_track_conditioner(self, **kwargs) -> None:
+        """Give a model built without one a Track2View conditioner (zero-initialised: outputs do not change), e.g.
+        to fine-tune a camera-only checkpoint."""
+        if self.conditioner is not None:
+            raise ValueError("track_conditioner: the model already has one")
+        self.conditioner = self._build_track_conditioner(kwargs).to(device=self.device, dtype=self.dtype)
+        self.register_to_config(track_conditioner=dict(kwargs))
 
     @classmethod
     def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):
@@ -114,6 +136,10 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         timestep: torch.Tensor,
         camera: torch.Tensor,
         encoder_hidden_states: torch.Tensor | None = None,
+        track_xy: torch.Tensor | None = None,
+        track_depth: torch.Tensor | None = None,
+        track_visible: torch.Tensor | None = None,
+        track_source: int = 0,
         return_dict: bool = True,
     ) -> MultiViewTransformerOutput | tuple:
         """Predict the flow velocity of every frame of every view.
@@ -123,6 +149,10 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             timestep: (B, V, F) in [0, 1000]: sigma * 1000 for generated frames, 0 for observed ones.
             camera: (B, V, F, 6, h, w) Plücker rays (``camera_condition``) at the sample's resolution.
             encoder_hidden_states: optional (B, S, text_dim) text embedding; the learned null context otherwise.
+            track_xy, track_depth, track_visible: paired tracks for the Track2View conditioner (see
+                ``mvtrack.data.PairedTracks``): (B, V, F, N, 2) positions at the sample's resolution, (B, V, F, N)
+                depths and visibility; view ``track_source`` holds the source positions. Ignored without a
+                conditioner; without tracks the conditioner is skipped (camera-only behaviour).
 
         Returns:
             ``MultiViewTransformerOutput`` with sample (B, V, F, C, h, w).
@@ -144,6 +174,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         x = wan.patch_embedding(x)  # (B, D, V*F, h', w')
         x = rearrange(x, "b d f h w -> b (f h w) d").contiguous()  # (B, L, D)
         cam = self.camera_encoder(rearrange(camera.to(x.dtype), "b v f c h w -> b c (v f) h w"))  # (B, L, D)
+        tracks = None
+        if self.conditioner is not None and track_xy is not None:
+            tracks = self.conditioner(x, sample, track_xy, track_depth, track_visible, track_source)  # (B, L, D)
 
         # 2. Timestep (per view and frame, broadcast to its tokens) and context embeddings
         if encoder_hidden_states is None:
@@ -157,6 +190,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         # 3. Transformer blocks, each preceded by its zero-initialised camera projection
         for i, (block, proj) in enumerate(zip(wan.blocks, self.camera_encoder.block_proj)):
             x = x + proj(cam)
+            if tracks is not None and (added := self.conditioner.project(i, tracks)) is not None:
+                x = x + added
             if torch.is_grad_enabled() and self.gradient_checkpointing:
                 x = self._gradient_checkpointing_func(block, x, context, timestep_proj, rotary_emb)
             else:
@@ -173,9 +208,16 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         out = rearrange(
             x, "b (v f h w) (ph pw c) -> b v f c (h ph) (w pw)", v=V, f=F, h=h // ph, w=w // pw, ph=ph, pw=pw
         )
+        skip = tracks is not None and self.conditioner.skip_gate is not None
         if self.config.prediction_type == "sample":  # x_0 -> velocity, in float32
+            if skip:  # Track2View's gated geometric skip acts on the clean-frame estimate
+                out = self.conditioner.apply_skip(out)
             sigma = (timestep.float() / 1000).clamp_min(self.config.min_sigma)[..., None, None, None]
             out = ((sample.float() - out.float()) / sigma).to(sample.dtype)
+        elif skip:  # velocity -> x_0 = x_t - sigma v, skip, back; frames at sigma 0 are observed and unchanged
+            sigma = (timestep.float() / 1000)[..., None, None, None]
+            x0 = self.conditioner.apply_skip(sample.float() - sigma * out.float())
+            out = torch.where(sigma > 0, (sample.float() - x0) / sigma.clamp_min(1e-6), out.float()).to(sample.dtype)
         if not return_dict:
             return (out,)
         return MultiViewTransformerOutput(sample=out)

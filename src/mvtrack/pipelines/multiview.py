@@ -10,6 +10,7 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 
+from mvtrack.data import PairedTracks
 from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
 
 LAYOUTS = ("rerender", "i2v", "joint")
@@ -87,6 +88,10 @@ class MultiViewPipeline(DiffusionPipeline):
         if w2c.dim() != 5 or w2c.shape[-2:] != (4, 4):
             raise ValueError(f"w2c: expected (B, V, T, 4, 4), got {tuple(w2c.shape)}")
         B, V, T = w2c.shape[:3]
+        if min(B, V, T) < 1:
+            raise ValueError(f"w2c: expected at least one clip, view and frame, got {tuple(w2c.shape)}")
+        if height < 1 or width < 1:
+            raise ValueError(f"height, width: expected positive sizes, got {height} x {width}")
         if K.shape != (B, V, T, 3, 3):
             raise ValueError(f"K: expected {(B, V, T, 3, 3)}, got {tuple(K.shape)}")
         if observed.shape != (B, V, T) or observed.dtype != torch.bool:
@@ -126,6 +131,7 @@ class MultiViewPipeline(DiffusionPipeline):
         num_inference_steps: int = 25,
         generator: torch.Generator | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
+        tracks: PairedTracks | None = None,
         return_dict: bool = True,
     ) -> MultiViewPipelineOutput | tuple:
         """Generate.
@@ -139,6 +145,9 @@ class MultiViewPipeline(DiffusionPipeline):
             num_inference_steps: Euler steps of the flow ODE.
             generator: CPU ``torch.Generator`` for the initial noise.
             encoder_hidden_states: optional (B, S, text_dim) text embedding (Wan2.1); the null context otherwise.
+            tracks: paired tracks (``mvtrack.data.PairedTracks``, pixels of a ``height x width`` frame, all T
+                frames) for a model with a Track2View conditioner; ignored by other models. Without them a
+                conditioned model runs camera-only.
 
         Returns:
             ``MultiViewPipelineOutput`` with video (B, V, T, 3, H, W) in [0, 1].
@@ -151,6 +160,9 @@ class MultiViewPipeline(DiffusionPipeline):
         if isinstance(observed, str):
             observed = observed_layout(observed, B, V, T)
         self.check_inputs(video, w2c, K, observed, height, width, num_inference_steps)
+        if tracks is not None and tracks.tracks.shape[:3] != (B, V, T):
+            raise ValueError(f"tracks: expected paired tracks of {(B, V, T)} views and frames, got "
+                             f"{tuple(tracks.tracks.shape[:3])}")
         device, dtype, codec = self._execution_device, self.transformer.dtype, self.codec
 
         # 1. Cameras -> Plücker rays at the model's resolution, one per model frame
@@ -171,13 +183,16 @@ class MultiViewPipeline(DiffusionPipeline):
         )
         latents = self.prepare_latents(shape, generator, device, dtype)
         mask = obs[..., None, None, None]
+        track_inputs = {}
+        if tracks is not None and self.transformer.conditioner is not None:
+            track_inputs = tracks.select(frames=frames).scaled(1 / codec.spatial_factor).to(device).model_inputs()
 
         # 3. Denoising loop: observed frames are fed clean with timestep 0 at every step
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             model_input = torch.where(mask, clean, latents)
             timestep = torch.where(obs, torch.zeros((), device=device), t.to(device).float())  # (B, V, F)
-            velocity = self.transformer(model_input, timestep, camera, encoder_hidden_states).sample
+            velocity = self.transformer(model_input, timestep, camera, encoder_hidden_states, **track_inputs).sample
             latents = self.scheduler.step(velocity.float(), t, latents.float(), return_dict=False)[0].to(dtype)
 
         # 4. Decode; observed frames are returned as given

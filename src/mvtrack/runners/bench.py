@@ -12,7 +12,9 @@ warped with true depth: an upper reference no model can use) and ``noise`` (unif
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -22,13 +24,27 @@ import numpy as np
 import torch
 import yaml
 
-from mvtrack.data import MultiViewClip
-from mvtrack.evaluation import copy_source, depth_warp
+from mvtrack.data import MultiViewClip, source_depth_tracks
+from mvtrack.evaluation import copy_source, depth_warp, track_splat
 from mvtrack.geometry import write_re10k
+from mvtrack.runners.rerender import rerender_clip
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import to_uint8_frames, write_mp4
 
-REFERENCE_METHODS = ("ground_truth", "copy_source", "depth_warp", "noise")
+REFERENCE_METHODS = ("ground_truth", "copy_source", "source_depth_splat", "depth_warp", "noise")
+# What a Track2View model and the source-depth splat are given: view 0's tracks, dense (the split's own
+# annotations keep their tracks; only the tracks differ, the rendered clips are the same)
+SOURCE_TRACKS = 2048
+OBSERVED = ("rerender", "joint", "i2v")  # view 0 observed; nothing observed; only view 0's first frame observed
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` when it is a plain file name (letters, digits, ``_ . -``, not starting with a dot), else a
+    ValueError naming ``what``: names from configs become directories under the output root, nothing else."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or name in (".", ".."):
+        raise ValueError(f"{what}: expected a plain name (letters, digits, _ . -), got {name!r}")
+    return name
 TRANSLATING_MOTIONS = ("orbit", "arc", "dolly", "random")  # COLMAP cannot reconstruct a static or rotating camera
 
 
@@ -51,8 +67,12 @@ class BenchConfig:
     num_tracks: int = 64
     camera_motions: tuple = TRANSLATING_MOTIONS
     groups: list = field(default_factory=list)
+    observed: str = "rerender"  # rerender | joint | i2v (joint and i2v: every view generated, scored in pairs)
 
     def __post_init__(self):
+        safe_name(self.name, "BenchConfig.name")
+        if self.observed not in OBSERVED:
+            raise ValueError(f"BenchConfig.observed: expected one of {OBSERVED}, got {self.observed!r}")
         self.groups = [g if isinstance(g, SplitGroup) else SplitGroup(**g) for g in self.groups]
         if not self.groups:
             raise ValueError("BenchConfig.groups: expected at least one group")
@@ -75,21 +95,24 @@ class BenchConfig:
             raise ValueError(f"{path}: expected a mapping with keys among {sorted(names)}, got {raw!r:.200}")
         return cls(**raw)
 
-    def clip_configs(self) -> list[tuple[str, SynthConfig]]:
-        """(group name, engine config) of every clip of the split, in order."""
+    def clip_configs(self, source_tracks: bool = False) -> list[tuple[str, SynthConfig]]:
+        """(group name, engine config) of every clip of the split, in order; ``source_tracks``: with
+        ``SOURCE_TRACKS`` tracks queried in view 0 instead of the split's annotation tracks (same clips)."""
         out = []
+        tracks = dict(num_tracks=SOURCE_TRACKS, query_view=0) if source_tracks else dict(num_tracks=self.num_tracks)
         for g in self.groups:
             cfg = SynthConfig(views=self.views, frames=self.frames, height=self.height, width=self.width,
-                              num_tracks=self.num_tracks, baseline=g.baseline, dynamic_prob=float(g.dynamic),
-                              camera_motions=self.camera_motions)
+                              baseline=g.baseline, dynamic_prob=float(g.dynamic), camera_motions=self.camera_motions,
+                              **tracks)
             out += [(g.name, cfg)] * g.clips
         return out
 
 
-def render_split(config: BenchConfig) -> list[tuple[str, MultiViewClip]]:
-    """(group, clip) for every clip of the split; clip i comes from ``clip_seed(config.seed, i, "test")``."""
+def render_split(config: BenchConfig, source_tracks: bool = False) -> list[tuple[str, MultiViewClip]]:
+    """(group, clip) for every clip of the split; clip i comes from ``clip_seed(config.seed, i, "test")``.
+    ``source_tracks``: the clips carry dense view-0 tracks (what models and the source-depth splat are given)."""
     return [(group, render_clips(cfg, [clip_seed(config.seed, i, "test")]))
-            for i, (group, cfg) in enumerate(config.clip_configs())]
+            for i, (group, cfg) in enumerate(config.clip_configs(source_tracks))]
 
 
 def clip_name(i: int) -> str:
@@ -104,7 +127,10 @@ def write_ground_truth(config: BenchConfig, out_dir: str | Path, progress: Calla
     if (out / "split.json").is_file() and (out / "split.json").read_text() == stamp:
         return out
     if out.exists():
-        shutil.rmtree(out)
+        if not (out / "split.json").is_file() and (not out.is_dir() or any(out.iterdir())):
+            raise ValueError(f"{out}: exists and is not a split written by mvtrack bench (no split.json); "
+                             f"refusing to replace it")
+        shutil.rmtree(out)  # an older split written here: it holds split.json
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for i, (group, clip) in enumerate(render_split(config)):
@@ -127,16 +153,43 @@ def reference_prediction(method: str, clip: MultiViewClip, view: int, seed: int 
     video = clip.video[0].double().numpy()
     if method == "ground_truth":
         pred = video[view]
-    elif method == "copy_source":
+    elif method == "copy_source":  # in joint splits too: every view a copy of the true view 0
         pred = copy_source(video[0])
+    elif method == "source_depth_splat":  # the tracks a Track2View model is given, splatted with no learning
+        paired = source_depth_tracks(clip)
+        pred = track_splat(video[0], paired.tracks[0, 0].numpy(), paired.tracks[0, view].numpy(),
+                           (paired.visible[0, 0] & paired.visible[0, view]).numpy())
     elif method == "depth_warp":
         d, w, K = (x[0].double().numpy() for x in (clip.depth, clip.w2c, clip.K))
         pred = depth_warp(video[0], d[view], w[0], K[0], w[view], K[view])
     elif method == "noise":
-        pred = np.random.default_rng(seed).random(video[view].shape)
+        pred = np.random.default_rng([seed, view]).random(video[view].shape)  # views differ from each other
     else:
         raise ValueError(f"method: expected one of {REFERENCE_METHODS} or a model, got {method!r}")
     return to_uint8_frames(torch.from_numpy(np.asarray(pred)).float())
+
+
+def source_camera_clip(clip: MultiViewClip) -> MultiViewClip:
+    """A copy of a single-clip batch whose target views (1..) carry the source view's cameras (w2c and K)."""
+    out = copy.copy(clip)
+    out.w2c, out.K = clip.w2c.clone(), clip.K.clone()
+    out.w2c[:, 1:] = clip.w2c[:, :1]
+    out.K[:, 1:] = clip.K[:, :1]
+    return out
+
+
+def _generate(pipe, clip: MultiViewClip, observed: str, steps: int, seed: int) -> torch.Tensor:
+    """(1, V, T, 3, H, W) on the CPU: re-rendering through ``rerender_clip`` (the one path that gives conditioned
+    models their inputs), joint / i2v generation through the pipeline directly."""
+    generator = torch.Generator().manual_seed(seed)
+    if observed == "rerender":
+        return rerender_clip(pipe, clip, steps, generator)
+    return pipe(clip.w2c, clip.K, clip.video, observed, num_inference_steps=steps, generator=generator).video.cpu()
+
+
+def generated_views(config: BenchConfig) -> range:
+    """Views a method must produce: 1.. when re-rendering, all of them in joint / i2v generation."""
+    return range(1 if config.observed == "rerender" else 0, config.views)
 
 
 def write_predictions(
@@ -147,22 +200,194 @@ def write_predictions(
     steps: int = 25,
     seed: int = 0,
     progress: Callable[[], None] | None = None,
-) -> Path:
-    """Re-render every clip of the split with ``method`` (``model`` needs ``pipe``, a MultiViewPipeline) into an
-    ``mvtrack eval`` prediction folder: ``<clip>/view_<v>.mp4`` for v >= 1. Clip i's sampling noise is seeded
-    ``seed + i``."""
+    sensitivity: bool = False,
+) -> Path | tuple[Path, list[dict]]:
+    """Run ``method`` on every clip of the split (``model`` needs ``pipe``, a MultiViewPipeline) into an
+    ``mvtrack eval`` prediction folder: ``<clip>/view_<v>.mp4`` for v >= 1 (v >= 0 in joint / i2v splits). Clip i's
+    sampling noise is seeded ``seed + i``.
+
+    With ``sensitivity`` (models, re-rendering only) each clip is also generated with the source's cameras in
+    place of the targets' and with another seed (``seed + i + 10_000``, used by both), and
+    :func:`mvtrack.evaluation.camera_sensitivity` is returned per clip: ``(out, [{"clip", "ratio", "psnr_gain"}])``.
+    """
+    from mvtrack.evaluation import camera_sensitivity
+
     out = Path(out_dir)
-    for i, (_, clip) in enumerate(render_split(config)):
+    scores = []
+    views = generated_views(config)
+    for i, (_, clip) in enumerate(render_split(config, source_tracks=method in ("model", "source_depth_splat"))):
         if method == "model":
             if pipe is None:
                 raise ValueError("method model: a pipeline is needed")
-            video = pipe(clip.w2c, clip.K, clip.video, "rerender", num_inference_steps=steps,
-                         generator=torch.Generator().manual_seed(seed + i)).video.cpu()
-            preds = {v: to_uint8_frames(video[0, v]) for v in range(1, config.views)}
+            video = _generate(pipe, clip, config.observed, steps, seed + i)
+            preds = {v: to_uint8_frames(video[0, v]) for v in views}
+            if sensitivity and config.observed == "rerender":
+                other = seed + i + 10_000
+                srccam = _generate(pipe, source_camera_clip(clip), "rerender", steps, other)
+                seed2 = _generate(pipe, clip, "rerender", steps, other)
+                s = camera_sensitivity(*(x[0, 1:].double().numpy() for x in (video, srccam, seed2)),
+                                       gt=clip.video[0, 1:].double().numpy())
+                scores.append({"clip": clip_name(i), **s})
         else:
-            preds = {v: reference_prediction(method, clip, v, seed + i) for v in range(1, config.views)}
+            preds = {v: reference_prediction(method, clip, v, seed + i) for v in views}
         for v, frames in preds.items():
             write_mp4(out / clip_name(i) / f"view_{v}.mp4", frames)
         if progress is not None:
             progress()
-    return out
+    return (out, scores) if sensitivity else out
+
+
+@dataclass
+class MethodSpec:
+    """One row of the results table: a reference method, or a model directory / preset sampled with each seed."""
+
+    name: str
+    model: str | None = None  # None: ``name`` is a reference method
+    seeds: list = field(default_factory=lambda: [0])
+    steps: int = 25
+    sensitivity: bool = False  # also measure camera sensitivity (models on re-rendering splits; 3x the sampling)
+
+    def __post_init__(self):
+        safe_name(self.name, "methods[].name")
+        if self.model is None and self.name not in REFERENCE_METHODS:
+            raise ValueError(f"methods[{self.name}]: expected a reference method {REFERENCE_METHODS} or a model "
+                             f"directory (model: ...)")
+        if not self.seeds or not all(isinstance(x, int) for x in self.seeds):
+            raise ValueError(f"methods[{self.name}].seeds: expected a non-empty list of integers, got {self.seeds!r}")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"methods[{self.name}].steps: expected a positive integer, got {self.steps!r}")
+
+
+@dataclass
+class BenchRun:
+    """A results table: a split and the methods to run on it (``configs/bench/results*.yaml``)."""
+
+    split: BenchConfig
+    methods: list
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> BenchRun:
+        """A run config (``split:`` a path relative to the file or a mapping, ``methods:`` a list), or a bare split
+        config, which runs the methods given on the command line."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"benchmark config: no file at {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(raw, dict) or "methods" not in raw:
+            return cls(BenchConfig.from_yaml(path), [])
+        if set(raw) - {"split", "methods"}:
+            raise ValueError(f"{path}: expected keys split and methods, got {sorted(raw)}")
+        split = raw.get("split")
+        if isinstance(split, str):
+            split = BenchConfig.from_yaml(path.parent / split if not Path(split).is_absolute() else split)
+        elif isinstance(split, dict):
+            split = BenchConfig(**split)
+        else:
+            raise ValueError(f"{path}: split: expected a path or a mapping, got {split!r:.100}")
+        methods = raw["methods"]
+        if not isinstance(methods, list) or not all(isinstance(m, dict) for m in methods):
+            raise ValueError(f"{path}: methods: expected a list of mappings, got {methods!r:.100}")
+        specs = [MethodSpec(**m) for m in methods]
+        names = [m.name for m in specs]
+        if len(set(names)) < len(names):
+            raise ValueError(f"{path}: methods: names must be distinct, got {names}")
+        return cls(split, specs)
+
+
+def aggregate_seeds(summaries: list[dict], seeds: list[int], sensitivity: list[dict] | None = None) -> dict:
+    """One table row from the summaries of several seeds: each metric's mean over seeds (``mean``), its standard
+    deviation over seeds (``seed_std``, with 2+ seeds), camera failures summed, pose AUC averaged; camera
+    sensitivity (per clip, all seeds pooled) as its mean ratio and PSNR gain."""
+    row = {"seeds": list(seeds), "metrics": {}, "views_scored": sum(s["views_scored"] for s in summaries)}
+    for k in sorted({k for s in summaries for k in s["metrics"]}):
+        vals = np.array([s["metrics"][k]["mean"] for s in summaries if k in s["metrics"]], np.float64)
+        finite = vals[~np.isnan(vals)]
+        entry = {"mean": float(finite.mean()) if finite.size else float("nan"),
+                 "n": int(sum(s["metrics"][k]["n"] for s in summaries if k in s["metrics"]))}
+        if len(summaries) > 1:
+            entry["seed_std"] = float(finite.std()) if finite.size else float("nan")
+        row["metrics"][k] = entry
+    fails = [s["camera_failures"] for s in summaries if "camera_failures" in s]
+    if fails:
+        failed, attempted = sum(f["failed"] for f in fails), sum(f["attempted"] for f in fails)
+        row["camera_failures"] = {"failed": failed, "attempted": attempted, "rate": failed / max(attempted, 1)}
+    aucs = [s["pose_auc"] for s in summaries if "pose_auc" in s]
+    if aucs:
+        row["pose_auc"] = {k: float(np.mean([a[k] for a in aucs])) for k in ("@5", "@10", "@20")}
+    if sensitivity:
+        for key, out in (("ratio", "cam_sens_ratio"), ("psnr_gain", "cam_psnr_gain")):
+            vals = np.array([x[key] for x in sensitivity], np.float64)
+            vals = vals[np.isfinite(vals)]
+            row["metrics"][out] = {"mean": float(vals.mean()) if vals.size else float("nan"), "n": int(vals.size)}
+    return row
+
+
+def run_bench(
+    run: BenchRun,
+    out_dir: str | Path,
+    settings=None,
+    progress=None,
+) -> dict[str, dict]:
+    """Run every method of ``run`` on its split, score it (``mvtrack eval``) and write the results table.
+
+    Layout: ``OUT/gt/<split>/`` (the split), ``OUT/<method>/`` (one seed) or ``OUT/<method>/seed_<s>/`` (several),
+    each with ``pred/``, ``results.json`` and ``report.html``; ``OUT/summary.md`` the Markdown table (one row per
+    method, means over seeds ± their standard deviation) and ``OUT/summary.json`` its rows.
+
+    Args:
+        settings: an ``EvalSettings`` (its mode is set from the split: ``joint`` unless re-rendering).
+        progress: ``progress(description, total) -> advance()`` or None.
+
+    Returns:
+        rows[method name] = the aggregated summary (:func:`aggregate_seeds`).
+    """
+    from mvtrack.pipelines import MultiViewPipeline
+
+    from .evaluate import EvalSettings, evaluate_dirs
+    from .report import markdown_table, write_report
+
+    out = Path(out_dir)
+    cfg = run.split
+    settings = copy.copy(settings or EvalSettings())
+    settings.mode = "rerender" if cfg.observed == "rerender" else "joint"
+    total = len(cfg.clip_configs())
+    tick = (lambda desc: progress(desc, total)) if progress else (lambda desc: (lambda *a: None))
+    gt = write_ground_truth(cfg, out / "gt" / cfg.name, progress=tick(f"ground truth ({cfg.name})"))
+    rows = {}
+    for spec in run.methods:
+        pipe = None
+        if spec.model is not None:
+            pipe = MultiViewPipeline.from_model(spec.model)
+            pipe.set_progress_bar_config(disable=True)
+        summaries, sens, skipped = [], [], []
+        seeds = spec.seeds if spec.model is not None else spec.seeds[:1]  # references: one seed is enough
+        for seed in seeds:
+            d = out / spec.name / (f"seed_{seed}" if len(seeds) > 1 else "")
+            kind = "model" if spec.model is not None else spec.name
+            pred = write_predictions(cfg, d / "pred", kind, pipe=pipe, steps=spec.steps, seed=seed,
+                                     progress=tick(f"{spec.name} seed {seed}: predicting"),
+                                     sensitivity=spec.sensitivity and pipe is not None)
+            if isinstance(pred, tuple):
+                pred, scores = pred
+                sens += scores
+            advance = tick(f"{spec.name} seed {seed}: scoring")
+            result = evaluate_dirs(pred, gt, settings, progress=lambda _: advance())
+            result.summary.update(method=spec.name, split=cfg.name, seed=seed)
+            if spec.sensitivity and pipe is not None:
+                result.summary["camera_sensitivity"] = sens[-total:]
+            (d / "results.json").write_text(json.dumps(result.to_json(), indent=1, allow_nan=True))
+            write_report(result, d, title=f"mvtrack bench: {spec.name} on {cfg.name}",
+                         notes=f"{total} held-out clips; {spec.steps} steps, seed {seed}" if pipe else "")
+            summaries.append(result.summary)
+            skipped += result.skipped
+        rows[spec.name] = aggregate_seeds(summaries, seeds, sens)
+        rows[spec.name]["skipped"] = skipped
+    out.mkdir(parents=True, exist_ok=True)
+    head = (f"Split `{cfg.name}`: {total} clips, {cfg.views} views x {cfg.frames} frames, {cfg.height}x{cfg.width}, "
+            f"{cfg.observed}; matcher {settings.matcher}.\n\n")
+    (out / "summary.md").write_text(head + markdown_table(rows))
+    (out / "summary.json").write_text(json.dumps(rows, indent=1, allow_nan=True))
+    return rows

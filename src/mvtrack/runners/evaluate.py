@@ -8,14 +8,20 @@ Directory layout (``docs/evaluation.md``)::
     GT_DIR/<clip>/annotations.npz optional: depth (V, T, H, W), tracks (V, T, N, 2), visible (V, T, N)
     PRED_DIR/<clip>/view_<v>.mp4  generated view v >= 1
 
-A problem with one clip or view (missing camera file, corrupt MP4, mismatched frame count or size) is reported
-with the file and the reason, skipped, and listed under ``skipped``; the rest is scored.
+A problem with one clip or view (missing camera file, corrupt MP4, mismatched frame count or size, NaN or
+mismatched annotations, a metric that fails on it) is reported with the file and the reason, skipped, and listed
+under ``skipped``; the rest is scored.
+
+Modes: ``rerender`` (view 0 is the observed source; pair metrics compare each generated view with it) and
+``joint`` (every view, view 0 included, is generated: ``PRED/<clip>/view_0.mp4`` too; pair metrics compare every
+pair of generated views, as CVD's protocol).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from itertools import combinations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,12 +39,16 @@ from mvtrack.evaluation import (
     track_epe,
     warp_psnr,
 )
-from mvtrack.evaluation.colmap import estimate_trajectory
-from mvtrack.evaluation.matching import Matcher, get_matcher, match_videos, pose_errors
+from mvtrack.evaluation.colmap import CHECKS, estimate_trajectory
+from mvtrack.evaluation.epipolar import epipolar_scores
+from mvtrack.evaluation.matching import Matcher, get_matcher, match_videos, pose_errors, rotation_only_steps
 from mvtrack.geometry import read_re10k
 from mvtrack.viz import read_video
 
 VIEW_FILE = re.compile(r"^view_(\d+)\.mp4$")
+MODES = ("rerender", "joint")
+EPIPOLAR_KEYS = {"median_px": "epi_median_px", "frac_1px": "epi_1px", "frac_2px": "epi_2px", "frac_4px": "epi_4px",
+                 "matches": "epi_matches"}
 ANNOTATION_FIELDS = {"depth": 4, "tracks": 4, "visible": 3}
 
 
@@ -46,9 +56,16 @@ ANNOTATION_FIELDS = {"depth": 4, "tracks": 4, "visible": 3}
 class EvalSettings:
     matcher: str = "auto"  # xfeat | sift | auto: matches for Mat.Pix and the two-view pose AUC
     cameras: bool = True  # COLMAP trajectory of every generated view (RotErr / TransErr / CamMC)
-    planar_guard: bool = True
+    camera_check: str = "reprojection"  # how a COLMAP model is accepted (colmap.estimate_trajectory's check)
     tracks: bool = True  # tracks recovered by chained flow against annotations.npz tracks
     colmap_seed: int = 0
+    mode: str = "rerender"  # rerender: view 0 observed; joint: every view generated, pairs scored between them
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"EvalSettings.mode: expected one of {MODES}, got {self.mode!r}")
+        if self.camera_check not in CHECKS:
+            raise ValueError(f"EvalSettings.camera_check: expected one of {CHECKS}, got {self.camera_check!r}")
 
 
 @dataclass
@@ -61,6 +78,9 @@ class ViewRecord:
     metrics: dict = field(default_factory=dict)
     camera_failure: str | None = None
     pose_errors: list = field(default_factory=list)  # per time step, degrees (inf without a pose)
+    partner: int | None = None  # the view the pair metrics compare with (0: the source; joint mode: any)
+    rotation_only: int = 0  # pose_errors entries scored by rotation alone (the requested translation is zero)
+    epipolar_failure: str | None = None
 
 
 @dataclass
@@ -76,6 +96,7 @@ class Artifacts:
     visible_gt: np.ndarray | None = None
     tracks_pred: np.ndarray | None = None
     visible_pred: np.ndarray | None = None
+    files: dict = field(default_factory=dict)  # label -> path of the full-size videos, linked from the report
 
 
 @dataclass
@@ -124,8 +145,15 @@ def _annotations(path: Path) -> dict[str, np.ndarray]:
     for k, ndim in ANNOTATION_FIELDS.items():
         if k in out and out[k].ndim != ndim:
             raise ClipError(f"{path}: field {k} should have {ndim} dimensions, got shape {out[k].shape}")
+        if k in ("depth", "tracks") and k in out:
+            if out[k].dtype.kind not in "fiu":
+                raise ClipError(f"{path}: field {k} should be numeric, got {out[k].dtype}")
+            if not np.isfinite(out[k]).all():
+                raise ClipError(f"{path}: field {k} contains NaN or inf")
     if ("tracks" in out) != ("visible" in out):
         raise ClipError(f"{path}: tracks and visible must come together")
+    if "tracks" in out and out["tracks"].shape[:3] != out["visible"].shape:
+        raise ClipError(f"{path}: tracks {out['tracks'].shape} and visible {out['visible'].shape} do not match")
     return out
 
 
@@ -153,84 +181,134 @@ def _track_scores(generated: np.ndarray, tracks: np.ndarray, visible: np.ndarray
             "OA": float(m["occlusion_accuracy"]), "track_epe": track_epe(pred, tracks, visible)}
 
 
+def _load_view(clip_dir: Path, path: Path, v: int, source, annotations) -> tuple:
+    """(generated (T, H, W, 3) uint8, w2c (T, 4, 4), K (T, 3, 3), reference video or None) of view ``v``, checked
+    against the source, the ground truth and the annotations; ClipError naming the file otherwise."""
+    generated = _video(path)
+    T, H, W = generated.shape[:3]
+    if source is not None and source.shape != generated.shape:
+        raise ClipError(f"{path}: shape {generated.shape} (frames, height, width, 3) "
+                        f"differs from the source {clip_dir / 'view_0.mp4'} {source.shape}")
+    w2c, K = _cameras(clip_dir / f"view_{v}.txt", T, (H, W))
+    reference = None
+    if (clip_dir / f"view_{v}.mp4").is_file():
+        reference = _video(clip_dir / f"view_{v}.mp4")
+        if reference.shape != generated.shape:
+            raise ClipError(f"{path}: shape {generated.shape} differs from the ground "
+                            f"truth {clip_dir / f'view_{v}.mp4'} {reference.shape}")
+    for k in ("depth", "tracks", "visible"):
+        if k in annotations and (annotations[k].shape[0] <= v or annotations[k].shape[1] != T):
+            raise ClipError(f"{clip_dir / 'annotations.npz'}: {k} {annotations[k].shape} does not cover "
+                            f"view {v} with {T} frames")
+    if "depth" in annotations and annotations["depth"].shape[2:] != (H, W):
+        raise ClipError(f"{clip_dir / 'annotations.npz'}: depth {annotations['depth'].shape[2:]} does not "
+                        f"match the video size {(H, W)}")
+    return generated, w2c, K, reference
+
+
+def _score_view(rec: ViewRecord, generated, w2c, K, reference, source, source_cameras, annotations,
+                settings: EvalSettings) -> Artifacts:
+    """Per-view metrics into ``rec.metrics``: flicker, PSNR / SSIM, warp PSNR, tracks, COLMAP camera errors."""
+    T, H, W = generated.shape[:3]
+    v = rec.view
+    art = Artifacts(generated, source if settings.mode == "rerender" else None, reference, np.linalg.inv(w2c))
+    gen_f = _to_float(generated)
+    rec.metrics["flicker"] = temporal_flickering(gen_f)
+    if reference is not None:
+        ref_f = _to_float(reference)
+        rec.metrics["psnr"] = float(psnr(gen_f.reshape(-1, H, W), ref_f.reshape(-1, H, W)))  # of the video MSE
+        rec.metrics["ssim"] = float(np.mean(ssim(gen_f, ref_f))) if min(H, W) >= 11 else math.nan
+    if settings.mode == "rerender" and source_cameras is not None and "depth" in annotations:
+        w2c0, K0 = source_cameras
+        d = annotations["depth"].astype(np.float64)
+        rec.metrics["warp_psnr"] = warp_psnr(gen_f, _to_float(source), d[0], d[v], w2c0, K0, w2c, K)
+    if settings.tracks and "tracks" in annotations:
+        gt_tracks, gt_visible = annotations["tracks"][v], annotations["visible"][v].astype(bool)
+        rec.metrics.update(_track_scores(generated, gt_tracks, gt_visible, art))
+    if settings.cameras:
+        est = estimate_trajectory(generated, K[0], check=settings.camera_check, seed=settings.colmap_seed)
+        if est.ok:
+            rec.metrics.update(camera_errors(est.c2w, art.c2w_requested))
+            art.c2w_estimated = est.c2w
+        else:
+            rec.camera_failure = est.failure
+    return art
+
+
+def _pair_scores(rec: ViewRecord, video_a, cams_a, video_b, cams_b, matcher: Matcher) -> None:
+    """Pair metrics of same-time frames of two videos into ``rec``: Mat.Pix, CVD pose errors (rotation alone where
+    the requested translation is zero), epipolar consistency under the requested cameras."""
+    (w2c_a, K_a), (w2c_b, K_b) = cams_a, cams_b
+    matches = match_videos(video_a, video_b, matcher)
+    rec.metrics["mat_pix"] = float(np.mean([len(k0) for k0, _ in matches]))  # Track2View's Mat.Pix
+    rec.pose_errors = pose_errors(matches, w2c_a, w2c_b, K_a, K_b).tolist()
+    rec.rotation_only = int(rotation_only_steps(w2c_a, w2c_b).sum())
+    epi = epipolar_scores(matches, w2c_a, K_a, w2c_b, K_b)
+    rec.metrics.update({EPIPOLAR_KEYS[k]: float(epi[k]) for k in EPIPOLAR_KEYS})
+    rec.epipolar_failure = epi.get("reason")
+
+
 def evaluate_clip(
     clip_dir: Path, pred_dir: Path, settings: EvalSettings, matcher: Matcher | None
 ) -> tuple[list[ViewRecord], list[dict], dict]:
     """Score the generated views of one clip; returns (records, skipped, artifacts by view)."""
     name = clip_dir.name
+    joint = settings.mode == "joint"
     files = {int(m.group(1)): p for p in pred_dir.iterdir() if (m := VIEW_FILE.match(p.name))}  # view_1 or view_01
-    views = sorted(v for v in files if v >= 1)
+    views = sorted(v for v in files if v >= (0 if joint else 1))
     if not views:
-        raise ClipError(f"{pred_dir}: no generated views (view_<v>.mp4 with v >= 1)")
+        raise ClipError(f"{pred_dir}: no generated views (view_<v>.mp4 with v >= {0 if joint else 1})")
     annotations = _annotations(clip_dir / "annotations.npz")
     source = _video(clip_dir / "view_0.mp4") if (clip_dir / "view_0.mp4").is_file() else None
     records, skipped, artifacts = [], [], {}
     source_cameras = None  # (w2c, K) of view 0 at the source's size: Mat.Pix, pose AUC and warp PSNR need them
-    if source is not None and (clip_dir / "view_0.txt").is_file():
+    if not joint and source is not None and (clip_dir / "view_0.txt").is_file():
         try:
             source_cameras = _cameras(clip_dir / "view_0.txt", len(source), source.shape[1:3])
         except ClipError as e:
             skipped.append({"clip": name, "view": 0, "reason": f"{e} (source metrics left out)"})
+    loaded = {}  # view -> (generated, (w2c, K)) of the views that were scored
     for v in views:
         try:
-            generated = _video(files[v])
-            T, H, W = generated.shape[:3]
-            if source is not None and source.shape != generated.shape:
-                raise ClipError(f"{files[v]}: shape {generated.shape} (frames, height, width, 3) "
-                                f"differs from the source {clip_dir / 'view_0.mp4'} {source.shape}")
-            w2c, K = _cameras(clip_dir / f"view_{v}.txt", T, (H, W))
-            reference = None
-            if (clip_dir / f"view_{v}.mp4").is_file():
-                reference = _video(clip_dir / f"view_{v}.mp4")
-                if reference.shape != generated.shape:
-                    raise ClipError(f"{files[v]}: shape {generated.shape} differs from the ground "
-                                    f"truth {clip_dir / f'view_{v}.mp4'} {reference.shape}")
-            for k in ("depth", "tracks", "visible"):
-                if k in annotations and (annotations[k].shape[0] <= v or annotations[k].shape[1] != T):
-                    raise ClipError(f"{clip_dir / 'annotations.npz'}: {k} {annotations[k].shape} does not cover "
-                                    f"view {v} with {T} frames")
-            if "depth" in annotations and annotations["depth"].shape[2:] != (H, W):
-                raise ClipError(f"{clip_dir / 'annotations.npz'}: depth {annotations['depth'].shape[2:]} does not "
-                                f"match the video size {(H, W)}")
+            generated, w2c, K, reference = _load_view(clip_dir, files[v], v, source, annotations)
         except ClipError as e:
             skipped.append({"clip": name, "view": v, "reason": str(e)})
             continue
         rec = ViewRecord(name, v)
-        art = Artifacts(generated, source, reference, np.linalg.inv(w2c))
-        gen_f = _to_float(generated)
-        rec.metrics["flicker"] = temporal_flickering(gen_f)
-        if reference is not None:
-            ref_f = _to_float(reference)
-            rec.metrics["psnr"] = float(psnr(gen_f.reshape(-1, H, W), ref_f.reshape(-1, H, W)))  # of the video MSE
-            rec.metrics["ssim"] = float(np.mean(ssim(gen_f, ref_f)))
-        if source_cameras is not None:  # the source has this view's shape (checked above)
-            w2c0, K0 = source_cameras
-            if matcher is not None:
-                matches = match_videos(source, generated, matcher)
-                rec.metrics["mat_pix"] = float(np.mean([len(k0) for k0, _ in matches]))  # Track2View's Mat.Pix
-                rec.pose_errors = pose_errors(matches, w2c0, w2c, K0, K).tolist()
-            if "depth" in annotations:
-                d = annotations["depth"].astype(np.float64)
-                rec.metrics["warp_psnr"] = warp_psnr(gen_f, _to_float(source), d[0], d[v], w2c0, K0, w2c, K)
-        if settings.tracks and "tracks" in annotations:
-            gt_tracks, gt_visible = annotations["tracks"][v], annotations["visible"][v].astype(bool)
-            rec.metrics.update(_track_scores(generated, gt_tracks, gt_visible, art))
-        if settings.cameras:
-            est = estimate_trajectory(generated, K[0], planar_guard=settings.planar_guard, seed=settings.colmap_seed)
-            if est.ok:
-                rec.metrics.update(camera_errors(est.c2w, art.c2w_requested))
-                art.c2w_estimated = est.c2w
-            else:
-                rec.camera_failure = est.failure
+        try:
+            art = _score_view(rec, generated, w2c, K, reference, source, source_cameras, annotations, settings)
+            art.files = {"generated": files[v], **({"ground truth": clip_dir / f"view_{v}.mp4"} if reference is not None
+                                                   else {})}
+            if not joint and source_cameras is not None and matcher is not None:
+                rec.partner = 0
+                _pair_scores(rec, source, source_cameras, generated, (w2c, K), matcher)
+        except Exception as e:  # odd content must cost this view, never the run; the reason is listed
+            skipped.append({"clip": name, "view": v, "reason": f"{files[v]}: scoring failed "
+                                                                f"({type(e).__name__}: {e})"})
+            continue
         records.append(rec)
         artifacts[v] = art
+        loaded[v] = (generated, (w2c, K))
+    if joint and matcher is not None:
+        for a, b in combinations(sorted(loaded), 2):
+            rec = ViewRecord(name, b, partner=a)
+            try:
+                _pair_scores(rec, loaded[a][0], loaded[a][1], loaded[b][0], loaded[b][1], matcher)
+            except Exception as e:
+                skipped.append({"clip": name, "view": b, "reason": f"pair ({a}, {b}): scoring failed "
+                                                                    f"({type(e).__name__}: {e})"})
+                continue
+            records.append(rec)
     return records, skipped, artifacts
 
 
 def summarize(records: list[ViewRecord], skipped: list[dict], settings: EvalSettings) -> dict:
     """Means over scored views (NaN-aware, with counts), camera failure rate, pooled two-view pose AUC."""
     keys = sorted({k for r in records for k in r.metrics})
-    summary: dict = {"views_scored": len(records), "views_skipped": len(skipped), "metrics": {}}
+    views = {(r.clip, r.view) for r in records if not (settings.mode == "joint" and r.partner is not None)}
+    summary: dict = {"views_scored": len(views), "views_skipped": len(skipped), "mode": settings.mode, "metrics": {}}
+    if settings.mode == "joint":
+        summary["pairs_scored"] = sum(r.partner is not None for r in records)
     for k in keys:
         values = np.array([r.metrics.get(k, np.nan) for r in records], np.float64)
         present = values[~np.isnan(values)]  # inf stays: the PSNR of an exact copy
@@ -240,14 +318,23 @@ def summarize(records: list[ViewRecord], skipped: list[dict], settings: EvalSett
                 "std": float(present.std()) if present.size else math.nan,
                 "n": int(present.size),
             }
-    if settings.cameras and records:
-        failed = [r for r in records if r.camera_failure]
-        summary["camera_failures"] = {"failed": len(failed), "attempted": len(records),
-                                      "rate": len(failed) / len(records)}
+    per_view = [r for r in records if not (settings.mode == "joint" and r.partner is not None)]
+    if settings.cameras and per_view:
+        failed = [r for r in per_view if r.camera_failure]
+        reasons: dict = {}
+        for r in failed:
+            reason = re.sub(r"\b\d+(\.\d+)?\b", "N", r.camera_failure)  # group "3 of 8 frames ..." and "... 2.1 px" alike
+            reasons[reason] = reasons.get(reason, 0) + 1
+        summary["camera_failures"] = {"failed": len(failed), "attempted": len(per_view),
+                                      "rate": len(failed) / len(per_view), "reasons": reasons}
     errors = [e for r in records for e in r.pose_errors]
     if errors:
         auc = pose_auc(errors)
-        summary["pose_auc"] = {"@5": auc[0], "@10": auc[1], "@20": auc[2], "pairs": len(errors)}
+        summary["pose_auc"] = {"@5": auc[0], "@10": auc[1], "@20": auc[2], "pairs": len(errors),
+                               "rotation_only": sum(r.rotation_only for r in records)}
+    epi_failed = [r.epipolar_failure for r in records if r.epipolar_failure]
+    if epi_failed:
+        summary["epipolar_failures"] = {"failed": len(epi_failed), "reasons": sorted(set(epi_failed))}
     return summary
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -18,10 +19,13 @@ from mvtrack.viz import tile_views, track_colors, upscale_frames, write_mp4
 from .evaluate import Artifacts, EvalResult
 
 # Column order of the per-view table and of summaries; higher is better unless listed in LOWER_IS_BETTER.
-METRIC_ORDER = ("psnr", "ssim", "warp_psnr", "mat_pix", "AJ", "delta_avg", "OA", "track_epe", "mRotErr",
-                "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "flicker")
+METRIC_ORDER = ("psnr", "ssim", "warp_psnr", "epi_median_px", "epi_1px", "epi_4px", "mat_pix", "AJ", "delta_avg",
+                "OA", "track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "cam_sens_ratio",
+                "cam_psnr_gain", "flicker")
+HIDDEN = {"epi_2px", "epi_matches"}  # in results.json, not in the tables
 SUMS = {"RotErr", "TransErr", "CamMC"}  # tables show the per-frame means; JSON keeps both
-LOWER_IS_BETTER = {"track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC"}
+LOWER_IS_BETTER = {"track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "epi_median_px"}
+MAX_SIDE = 768  # report images and side-by-side clips are thumbnails: their long side is at most this
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }
 table { border-collapse: collapse; margin: 8px 0 20px; font-size: 13px; }
@@ -48,8 +52,24 @@ def _fmt(x) -> str:
 
 
 def _side_by_side(art: Artifacts, scale: int) -> np.ndarray:
+    """(T, H', W', 3) source | generated | ground truth, upscaled when small, shrunk to ``MAX_SIDE`` when large."""
     panels = [p for p in (art.source, art.generated, art.reference) if p is not None]
-    return tile_views([upscale_frames(p, scale) for p in panels], columns=len(panels))
+    H, W = panels[0].shape[1:3]
+    scale = max(1, min(scale, MAX_SIDE // max(H, len(panels) * W)))
+    grid = tile_views([upscale_frames(p, scale) for p in panels], columns=len(panels))
+    return _thumbnail(grid)
+
+
+def _thumbnail(images: np.ndarray) -> np.ndarray:
+    """Images (..., H, W, 3) uint8 shrunk (area) so that the long side is at most ``MAX_SIDE``; even sizes (H.264)."""
+    H, W = images.shape[-3:-1]
+    f = min(1.0, MAX_SIDE / max(H, W))
+    if f == 1.0:
+        return images
+    size = (max(2, int(W * f) // 2 * 2), max(2, int(H * f) // 2 * 2))
+    flat = images.reshape(-1, H, W, 3)
+    out = np.stack([cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in flat])
+    return out.reshape(*images.shape[:-3], size[1], size[0], 3)
 
 
 def _track_overlay(art: Artifacts, scale: int) -> np.ndarray:
@@ -67,7 +87,7 @@ def _track_overlay(art: Artifacts, scale: int) -> np.ndarray:
                 cv2.line(frame, g, p, c, 1, cv2.LINE_AA)
         if art.visible_pred[-1, n]:
             cv2.circle(frame, p, max(1, scale // 2), c, -1, cv2.LINE_AA)
-    return frame
+    return _thumbnail(frame)
 
 
 def _normalized_centres(c2w: np.ndarray) -> np.ndarray:
@@ -106,13 +126,17 @@ def _summary_table(summary: dict) -> str:
     extra = ""
     if "camera_failures" in summary:
         f = summary["camera_failures"]
+        why = "; ".join(f"{html.escape(k)}: {n}" for k, n in f.get("reasons", {}).items())
         extra += (f"<p>COLMAP reconstruction failures: <b>{f['failed']} of {f['attempted']}</b> generated views "
-                  f"({100 * f['rate']:.0f}%); camera errors are means over the others.</p>")
+                  f"({100 * f['rate']:.0f}%); camera errors are means over the others.{' (' + why + ')' if why else ''}"
+                  f"</p>")
     if "pose_auc" in summary:
         a = summary["pose_auc"]
         extra += (f"<p>Two-view pose AUC (source vs generated, same time, {a['pairs']} pairs, "
                   f"{html.escape(summary.get('matcher', ''))}): @5° {_fmt(a['@5'])}, @10° {_fmt(a['@10'])}, "
-                  f"@20° {_fmt(a['@20'])}</p>")
+                  f"@20° {_fmt(a['@20'])}"
+                  f"{'; ' + str(a['rotation_only']) + ' pairs with no requested translation scored by rotation alone' if a.get('rotation_only') else ''}"
+                  f"</p>")
     return (f"<table><tr><th class='l'>metric</th><th>mean</th><th>std</th><th>n</th></tr>{rows}</table>{extra}")
 
 
@@ -120,11 +144,18 @@ def summary_rows(rows: dict[str, dict]) -> tuple[list[str], list[list[str]]]:
     """Header and formatted cells of a one-row-per-method table (``rows[name] = summary``): metric means (per-frame
     camera errors, not sums), camera failures, pose AUC. Shared by the console and Markdown tables."""
     keys = [k for k in METRIC_ORDER if any(k in r["metrics"] for r in rows.values()) and k not in SUMS]
-    header = ["method"] + [k + (" ↓" if k in LOWER_IS_BETTER else "") for k in keys] + [
+    seeds = any("seeds" in r for r in rows.values())
+    header = ["method"] + (["seeds"] if seeds else []) + [k + (" ↓" if k in LOWER_IS_BETTER else "") for k in keys] + [
         "camera failures", "pose AUC@5/10/20"]
     body = []
     for name, s in rows.items():
-        cells = [name] + [_fmt(s["metrics"][k]["mean"]) if k in s["metrics"] else "—" for k in keys]
+        def cell(k):
+            if k not in s["metrics"]:
+                return "—"
+            m = s["metrics"][k]
+            spread = m.get("seed_std")
+            return _fmt(m["mean"]) + (f" ± {_fmt(spread)}" if spread is not None and not math.isnan(spread) else "")
+        cells = [name] + ([",".join(map(str, s.get("seeds", [])))] if seeds else []) + [cell(k) for k in keys]
         f, a = s.get("camera_failures"), s.get("pose_auc")
         cells.append(f"{f['failed']}/{f['attempted']}" if f else "—")
         cells.append(f"{a['@5']:.3f} / {a['@10']:.3f} / {a['@20']:.3f}" if a else "—")
@@ -158,7 +189,7 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str = "mvtrack 
         items = "".join(f"<li><b>{html.escape(str(x['clip']))}</b> view {x['view']}: {html.escape(x['reason'])}</li>"
                         for x in result.skipped)
         parts.append(f"<h2 class='bad'>Skipped</h2><ul>{items}</ul>")
-    keys = [k for k in METRIC_ORDER if k in s["metrics"]]
+    keys = [k for k in METRIC_ORDER if k in s["metrics"] and k not in HIDDEN]
     head = "".join(f"<th>{k}</th>" for k in keys)
     body = "".join(
         f"<tr><td class='l'>{html.escape(r.clip)}</td><td>{r.view}</td>"
@@ -176,12 +207,15 @@ def write_report(result: EvalResult, out_dir: str | Path, title: str = "mvtrack 
         grid = _side_by_side(art, scale)
         write_mp4(assets / f"{stem}.mp4", grid)
         T = len(grid)
-        strip = np.concatenate([grid[t] for t in sorted({0, T // 2, T - 1})], axis=0)
+        strip = _thumbnail(np.concatenate([grid[t] for t in sorted({0, T // 2, T - 1})], axis=0))
         cv2.imwrite(str(assets / f"{stem}.png"), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR))
         labels = " | ".join(n for n, p in (("source", art.source), ("generated", art.generated),
                                            ("ground truth", art.reference)) if p is not None)
+        links = " · ".join(f"<a href='{html.escape(os.path.relpath(path, out))}'>{label}</a>"
+                           for label, path in art.files.items())
         figs = [f"<figure><video src='assets/{stem}.mp4' autoplay loop muted playsinline "
-                f"poster='assets/{stem}.png'></video><figcaption>{labels}</figcaption></figure>",
+                f"poster='assets/{stem}.png'></video><figcaption>{labels} (thumbnail"
+                f"{'; full size: ' + links if links else ''})</figcaption></figure>",
                 f"<figure><img src='assets/{stem}.png'><figcaption>frames first / middle / last</figcaption></figure>"]
         if art.tracks_pred is not None:
             cv2.imwrite(str(assets / f"{stem}_tracks.png"), cv2.cvtColor(_track_overlay(art, scale), cv2.COLOR_RGB2BGR))

@@ -12,12 +12,13 @@ import cv2
 import numpy as np
 import torch
 
-from mvtrack.evaluation import copy_source, depth_warp, view_scores
+from mvtrack.data import collate, source_depth_tracks
+from mvtrack.evaluation import copy_source, depth_warp, track_splat, view_scores
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import tile_views, to_uint8_frames, upscale_frames, write_mp4
 
-METHODS = ("model", "copy_source", "depth_warp")
+METHODS = ("model", "copy_source", "source_depth_splat", "depth_warp")
 
 
 @dataclass
@@ -33,6 +34,7 @@ class RerenderSettings:
     steps: int = 25  # denoising steps
     sample_seed: int = 0  # initial noise of clip i: torch.Generator seeded sample_seed + i
     batch: int = 1
+    num_tracks: int = 2048  # view 0's tracks: what a Track2View model is given (with view 0's depth), mode (b)
 
     @classmethod
     def for_model(cls, model_dir: str | Path, **overrides) -> RerenderSettings:
@@ -41,6 +43,23 @@ class RerenderSettings:
         data = json.loads(meta.read_text()).get("data", {}) if meta.is_file() else {}
         known = {k: v for k, v in data.items() if k in ("views", "frames", "height", "width", "baseline")}
         return cls(**{**known, **{k: v for k, v in overrides.items() if v is not None}})
+
+
+def rerender_clip(
+    pipe: MultiViewPipeline, clip, steps: int = 25, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Re-render one clip with view 0 observed: the generated video (1, V, T, 3, H, W) in [0, 1] on the CPU.
+
+    ``clip`` is a single-clip batch (``MultiViewClip`` with B = 1). Every runner that samples a model on clips
+    with ground truth (demo, bench) goes through here, so that conditioned models get their inputs the same way:
+    a Track2View model gets paired tracks of mode (b), view 0's 2D tracks lifted with view 0's depth
+    (``source_depth_tracks``; nothing of the target views but their cameras is read).
+    """
+    tracks = None
+    if getattr(pipe.transformer, "conditioner", None) is not None:
+        tracks = source_depth_tracks(clip)
+    return pipe(clip.w2c, clip.K, clip.video, "rerender", num_inference_steps=steps, generator=generator,
+                tracks=tracks).video.cpu()
 
 
 def rerender_heldout(
@@ -61,7 +80,8 @@ def rerender_heldout(
     """
     s = settings
     config = SynthConfig(
-        views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=8, baseline=s.baseline
+        views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=s.num_tracks, query_view=0,
+        baseline=s.baseline,
     )
     out = Path(out_dir) if out_dir is not None else None
     clips, sheet_rows = [], []
@@ -70,26 +90,24 @@ def rerender_heldout(
         clip = render_clips(config, [clip_seed(s.seed, i, s.split) for i in ids])
         generated = torch.cat(
             [
-                pipe(
-                    clip.w2c[b : b + 1],
-                    clip.K[b : b + 1],
-                    clip.video[b : b + 1],
-                    "rerender",
-                    num_inference_steps=s.steps,
-                    generator=torch.Generator().manual_seed(s.sample_seed + i),
-                ).video.cpu()
+                rerender_clip(pipe, collate([clip[b]]), s.steps, torch.Generator().manual_seed(s.sample_seed + i))
                 for b, i in enumerate(ids)
             ]
         )  # (b, V, T, 3, H, W)
         for b, i in enumerate(ids):
             video, depth, w2c, K = (x[b].double().numpy() for x in (clip.video, clip.depth, clip.w2c, clip.K))
             source = video[0]
+            paired = source_depth_tracks(collate([clip[b]]))  # the tracks a Track2View model is given
             record = {"index": i, "seed": clip.meta[b]["seed"], "views": []}
             panels = []
             for v in range(1, s.views):
                 preds = {
                     "model": generated[b, v].double().numpy(),
                     "copy_source": copy_source(source),
+                    "source_depth_splat": track_splat(
+                        source, paired.tracks[0, 0].numpy(), paired.tracks[0, v].numpy(),
+                        (paired.visible[0, 0] & paired.visible[0, v]).numpy()
+                    ),
                     "depth_warp": depth_warp(source, depth[v], w2c[0], K[0], w2c[v], K[v]),
                 }
                 record["views"].append({m: view_scores(p, video[v]) for m, p in preds.items()})

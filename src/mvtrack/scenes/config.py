@@ -15,6 +15,7 @@ class SynthConfig:
     height: int = 128
     width: int = 128
     num_tracks: int = 256  # half on objects, half on the background (ground and sky dome)
+    query_view: int | None = None  # draw track queries from this view only (Track2View's source tracks); None: all
     min_objects: int = 2
     max_objects: int = 8
     dynamic_prob: float = 0.7  # share of scenes whose objects move; the rest are static (only cameras move)
@@ -30,6 +31,9 @@ class SynthConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"SynthConfig.{name}: expected a positive integer, got {value!r}")
+        if self.query_view is not None and not 0 <= self.query_view < self.views:
+            raise ValueError(f"SynthConfig.query_view: expected None or a view index in [0, {self.views}), got "
+                             f"{self.query_view!r}")
         if not 1 <= self.min_objects <= self.max_objects <= 8:
             raise ValueError(
                 f"SynthConfig.min_objects/max_objects: expected 1 <= min <= max <= 8, got {self.min_objects}, {self.max_objects}"

@@ -42,7 +42,7 @@ def render_clips(config: SynthConfig, seeds: list[int], device="cpu", chunk_rays
     sampled = [sample_scene(config, g) for g in generators]
     scene = Scene.cat([s for s, _ in sampled]).to(device)
     video, depth, instance = render(scene, chunk_rays or default_chunk_rays(device))
-    queries, tracks3d, track_instance = sample_tracks(scene, instance, config.num_tracks, generators)
+    queries, tracks3d, track_instance = sample_tracks(scene, instance, config.num_tracks, generators, config.query_view)
     tracks, visible = project_tracks(scene, tracks3d, track_instance)
     meta = [{"seed": int(seed), **info} for seed, (_, info) in zip(seeds, sampled)]
     return MultiViewClip(

@@ -19,18 +19,21 @@ from .scene import Scene
 DEPTH_RTOL = 1e-3  # relative depth agreement of a visible point with the surface its ray hits
 
 
-def sample_queries(instance: torch.Tensor, num_tracks: int, generators: list[torch.Generator]) -> torch.Tensor:
+def sample_queries(
+    instance: torch.Tensor, num_tracks: int, generators: list[torch.Generator], view: int | None = None
+) -> torch.Tensor:
     """Query points ``(B, N, 4)`` as (v, t, x, y), half on objects (instance >= 2) and half on the background.
 
     Args:
         instance: (B, V, T, H, W) instance maps of the rendered clips.
         num_tracks: N.
         generators: one CPU generator per clip; all randomness comes from them.
+        view: draw from this view only (None: from every view).
     """
     B, V, T, H, W = instance.shape
     out = []
     for b in range(B):
-        flat = instance[b].reshape(-1)
+        flat = (instance[b] if view is None else instance[b, view : view + 1]).reshape(-1)
         obj = (flat >= 2).nonzero()[:, 0]
         bg = (flat < 2).nonzero()[:, 0]
         n_obj = num_tracks // 2 if len(obj) else 0
@@ -43,6 +46,8 @@ def sample_queries(instance: torch.Tensor, num_tracks: int, generators: list[tor
         # Shuffled, so that any prefix of the tracks is balanced too.
         idx = torch.cat(picks)[torch.randperm(num_tracks, generator=generators[b]).to(instance.device)]
         v, rest = idx // (T * H * W), idx % (T * H * W)
+        if view is not None:
+            v = torch.full_like(v, view)
         t, rest = rest // (H * W), rest % (H * W)
         y, x = rest // W, rest % W
         jitter = (torch.rand(num_tracks, 2, generator=generators[b]) - 0.5).to(instance.device)
@@ -73,13 +78,15 @@ def lift_queries(scene: Scene, queries: torch.Tensor):
     return rearrange(world, "b n t c -> b t n c"), instance
 
 
-def sample_tracks(scene: Scene, instance: torch.Tensor, num_tracks: int, generators: list[torch.Generator]):
+def sample_tracks(
+    scene: Scene, instance: torch.Tensor, num_tracks: int, generators: list[torch.Generator], view: int | None = None
+):
     """Draw balanced queries and lift them: ``queries (B, N, 4)``, ``tracks3d (B, T, N, 3)``, ``instance (B, N)``.
 
     A query jittered inside its pixel can fall off the surface it was drawn on (at a silhouette); such
     queries go back to their pixel centre, whose surface the render fixed, so the balance stays exact.
     """
-    queries = sample_queries(instance, num_tracks, generators)
+    queries = sample_queries(instance, num_tracks, generators, view)
     tracks3d, track_instance = lift_queries(scene, queries)
     barange = torch.arange(scene.batch_size, device=queries.device)[:, None]
     q = queries.long()

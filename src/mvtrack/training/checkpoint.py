@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -18,6 +19,104 @@ import torch
 from safetensors.torch import load_file, save_file
 
 LATEST = "latest"
+_STEP = re.compile(r"step_(\d+)")
+# config keys a resumed run may change: they decide how often things are written, not what is trained.
+# max_steps changes the cosine schedule from the resumed step on; it is allowed (training longer) and recorded.
+RESUMABLE = ("output_dir", "max_steps", "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard",
+             "gradient_checkpointing", "data.render_device")
+
+
+def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
+    """``(step, directory)`` of the complete checkpoints under ``output_dir/checkpoints``, by step number."""
+    root = Path(output_dir) / "checkpoints"
+    found = []
+    for p in root.glob("step_*") if root.is_dir() else []:
+        m = _STEP.fullmatch(p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def prune_checkpoints(output_dir: str | Path, keep: int, current: int) -> list[Path]:
+    """Delete all but the ``keep`` latest checkpoints at or before step ``current``; returns what was deleted.
+
+    Steps are compared as numbers, never as names. Checkpoints after ``current`` belong to an earlier run
+    (``--no-resume`` into the same directory) and are left alone, as is the checkpoint of ``current`` itself.
+    """
+    older = [(s, p) for s, p in list_checkpoints(output_dir) if s <= current]
+    doomed = [p for s, p in older[: max(0, len(older) - max(1, keep))] if s != current]
+    for p in doomed:
+        shutil.rmtree(p)
+    return doomed
+
+
+def clean_temporary(output_dir: str | Path) -> list[Path]:
+    """Remove ``.tmp-step_*`` directories left by a run killed while writing a checkpoint."""
+    root = Path(output_dir) / "checkpoints"
+    stale = sorted(root.glob(".tmp-step_*")) if root.is_dir() else []
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
+    """``{dotted key: (old, new)}`` for every value that differs; keys missing from ``old`` (added to mvtrack
+    after the checkpoint was written) are skipped."""
+    changes = {}
+    for k, v in new.items():
+        if k not in old:
+            continue
+        if isinstance(v, dict) and isinstance(old[k], dict) and k != "tasks":
+            changes.update(config_changes(old[k], v, f"{prefix}{k}."))
+        elif old[k] != v and not (isinstance(v, float) and isinstance(old[k], (int, float)) and float(old[k]) == v):
+            changes[f"{prefix}{k}"] = (old[k], v)
+    return changes
+
+
+def check_resume(checkpoint: str | Path, config: dict) -> dict[str, tuple]:
+    """The config changes between a checkpoint's run and ``config`` that a resume may make (``RESUMABLE``);
+    raises ``ValueError`` listing the others, which would change what is trained under the same run."""
+    try:
+        old = json.loads((Path(checkpoint) / "trainer.json").read_text()).get("config")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"checkpoint {checkpoint}: trainer.json cannot be read ({e})") from None
+    if not isinstance(old, dict):
+        return {}  # written before configs were recorded: nothing to compare
+    changes = config_changes(old, config)
+    refused = {k: v for k, v in changes.items() if k not in RESUMABLE}
+    if refused:
+        listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in list(refused.items())[:4])
+        listed += " ..." if len(refused) > 4 else ""
+        raise ValueError(
+            f"resume from {checkpoint}: the config differs from the run's in {listed}; "
+            "resuming would train under settings its config.json would misreport: use the run's values, or start a new "
+            "run in another output_dir"
+        )
+    return changes
+
+
+def truncate_metrics(path: str | Path, step: int) -> int:
+    """Keep the rows of a ``metrics.jsonl`` up to ``step`` (the resumed step); returns how many were dropped."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            ok = isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step
+        except ValueError:
+            ok = False
+        if ok:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        _write_text_atomic(path, "".join(x + "\n" for x in kept))
+    return dropped
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -56,8 +155,7 @@ def save_checkpoint(
         shutil.rmtree(final)
     os.replace(tmp, final)
     _write_text_atomic(root / LATEST, final.name)
-    for old in sorted(root.glob("step_*"))[:-keep]:
-        shutil.rmtree(old)
+    prune_checkpoints(output_dir, keep, step)
     return final
 
 

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
 import yaml
 
-from mvtrack.tracking.supervision import TrackingConfig
+from mvtrack.scenes.config import BASELINES
+from mvtrack.tracking.supervision import PAIR_KINDS, TrackingConfig
 
 TASKS = ("rerender", "i2v", "joint")
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; ``key`` is its dotted path (``TrainConfig.data.seed``)."""
+
+    def __init__(self, key: str, message: str, keys: list[str] | None = None):
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.keys = keys or [key]  # the full paths at fault (the unknown ones, for unknown keys)
 
 
 @dataclass
@@ -21,8 +34,38 @@ class DataConfig:
     width: int = 64
     baseline: str = "small"  # synthetic engine: small (3-12 degrees), wide or mixed
     num_tracks: int = 16  # the camera-only objective ignores tracks; few keeps rendering cheap
+    query_view: int | None = None  # draw track queries from this view only (0: Track2View's source tracks)
     seed: int = 0  # synthetic engine seed stream (train split)
     render_device: str = "auto"  # where the engine renders: auto = the training device
+
+    def __post_init__(self):
+        _validate_in_place(self, "DataConfig")
+
+
+@dataclass
+class Track2ViewConfig:
+    # keyword arguments of models.TrackConditioner (blocks, width, layers, heads, bands, tokens, pixels); None: no
+    # conditioner. A model loaded without one (a camera-only checkpoint) gets a zero-initialised one.
+    conditioner: dict | None = None
+    # paired tracks in training: source_depth (b: the source view's 2D tracks lifted with its own depth, target
+    # visibility by z-buffer; what the benchmark feeds) or oracle (a: the engine's exact 3D tracks and visibility)
+    source: str = "source_depth"
+    dropout: float = 0.15  # share of samples trained without tracks, so the model also runs camera-only
+    min_fraction: float = 0.25  # each sample keeps a random share in [min_fraction, 1] of its tracks (sparse tracks)
+    # learning-rate multiplier of the conditioner's parameters: its zero-initialised projections must grow from
+    # nothing while the pretrained backbone is only fine-tuned (at 1x, 100 CPU steps left it unused: the loss matched
+    # the camera-only control's to 3 digits)
+    lr_scale: float = 10.0
+
+    def __post_init__(self):
+        if self.source not in ("source_depth", "oracle"):
+            raise ValueError(f"track2view.source: expected source_depth or oracle, got {self.source!r}")
+        if self.conditioner is not None and not isinstance(self.conditioner, dict):
+            raise ValueError(f"track2view.conditioner: expected a mapping or null, got {self.conditioner!r}")
+        for name in ("dropout", "min_fraction"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"track2view.{name}: expected a number in [0, 1], got {value!r}")
 
 
 @dataclass
@@ -31,6 +74,8 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     # track supervision: MVTrack4Gen (tracking.layers), Track4Gen (tracking.refiner_block); off by default
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    # Track2View: paired-track conditioning (track2view.conditioner); off by default
+    track2view: Track2ViewConfig = field(default_factory=Track2ViewConfig)
     # probability of each observed/generated layout: rerender = view 0 observed; i2v = frame 0 of view 0
     # observed; joint = nothing observed
     tasks: dict = field(default_factory=lambda: {"rerender": 0.7, "i2v": 0.2, "joint": 0.1})
@@ -62,36 +107,7 @@ class TrainConfig:
     tensorboard: bool = False
 
     def __post_init__(self):
-        if isinstance(self.data, dict):
-            self.data = _from_dict(DataConfig, self.data, "data")
-        if isinstance(self.tracking, dict):
-            self.tracking = _from_dict(TrackingConfig, self.tracking, "tracking")
-        for name in ("batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name}: expected a positive integer, got {getattr(self, name)!r}")
-        unknown = set(self.tasks) - set(TASKS)
-        if unknown or not self.tasks or min(self.tasks.values()) < 0 or sum(self.tasks.values()) <= 0:
-            raise ValueError(
-                f"TrainConfig.tasks: expected non-negative weights for a subset of {TASKS}, got {self.tasks}"
-            )
-        if self.lr_schedule not in ("cosine", "constant"):
-            raise ValueError(f"TrainConfig.lr_schedule: expected cosine or constant, got {self.lr_schedule!r}")
-        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
-            raise ValueError(
-                f"TrainConfig.mixed_precision: expected auto, no, bf16 or fp16, got {self.mixed_precision!r}"
-            )
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"TrainConfig.ema_decay: expected a value in [0, 1), got {self.ema_decay}")
-        if self.prediction_type not in ("velocity", "sample"):
-            raise ValueError(f"TrainConfig.prediction_type: expected velocity or sample, got {self.prediction_type!r}")
-        if self.loss_space not in ("velocity", "sample"):
-            raise ValueError(f"TrainConfig.loss_space: expected velocity or sample, got {self.loss_space!r}")
-        if self.flow_shift <= 0:
-            raise ValueError(f"TrainConfig.flow_shift: expected > 0, got {self.flow_shift}")
-        if self.data.views < 1 or self.data.frames < 1:
-            raise ValueError(
-                f"TrainConfig.data: expected views and frames >= 1, got {self.data.views}, {self.data.frames}"
-            )
+        _validate_in_place(self, "TrainConfig")
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -99,34 +115,182 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"training config: no file at {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not a text file (expected YAML)") from None
         if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level, got {type(raw).__name__}")
+            raise ValueError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+        given = {}  # dotted key -> the --set item that gave it
         for item in overrides or []:
             key, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"override {item!r}: expected key=value")
+            *parents, leaf = key.strip().split(".")
+            if not sep or not all(parents) or not leaf:
+                raise ValueError(f"--set {item}: expected key=value (e.g. max_steps=100 or data.frames=4)")
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ValueError(f"--set {item}: the value is not valid YAML ({_yaml_problem(e)})") from None
             target = raw
-            *parents, leaf = key.split(".")
-            for p in parents:
+            for i, p in enumerate(parents):
                 target = target.setdefault(p, {})
-            target[leaf] = yaml.safe_load(value)
-        return _from_dict(cls, raw, str(path))
+                if not isinstance(target, dict):
+                    section = ".".join(parents[: i + 1])
+                    raise ValueError(f"--set {item}: {section} holds the value {target!r}, not a section of keys")
+            target[leaf] = parsed
+            given["TrainConfig." + key.strip()] = item
+        try:
+            return _from_dict(cls, raw, "TrainConfig")
+        except ConfigError as e:
+            hits = [v for k, v in given.items() if any(x == k or x.startswith(k + ".") for x in e.keys)]
+            source = f" (from --set {hits[0]})" if hits else ""
+            raise ValueError(f"{path}: {e}{source}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _from_dict(cls, raw: dict, where: str):
-    names = {f.name for f in fields(cls)}
-    unknown = set(raw) - names
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(names)}")
-    raw = dict(raw)
-    for f in fields(cls):  # YAML 1.1 reads 3e-3 (no dot) as a string: accept it where a float is expected
-        if f.name in raw and isinstance(raw[f.name], str) and isinstance(f.default, float):
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(e, 'problem', None) or type(e).__name__}{where}"
+
+
+# Allowed values beyond the type: key -> (lowest, highest, what to say). Bounds are inclusive; None = open.
+# Positive floats use a tiny lowest value; lr = 0 or flow_shift = 0 would train nothing or divide by zero.
+_TINY = 1e-300
+_RANGES = {
+    "DataConfig": {
+        "views": (1, 64, "an integer in [1, 64]"),
+        "frames": (1, 4096, "an integer in [1, 4096]"),
+        "height": (1, 8192, "an integer in [1, 8192] (pixels)"),
+        "width": (1, 8192, "an integer in [1, 8192] (pixels)"),
+        "num_tracks": (1, None, "an integer >= 1"),
+    },
+    "TrainConfig": {
+        **{k: (1, None, "an integer >= 1") for k in
+           ("batch_size", "grad_accum", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every")},
+        "lr": (_TINY, None, "a number > 0"),
+        "weight_decay": (0.0, None, "a number >= 0"),
+        "warmup_steps": (0, None, "an integer >= 0"),
+        "min_lr_ratio": (0.0, 1.0, "a number in [0, 1]"),
+        "grad_clip": (_TINY, None, "a number > 0"),
+        "flow_shift": (_TINY, None, "a number > 0"),
+    },
+    "Track2ViewConfig": {"lr_scale": (_TINY, None, "a number > 0")},
+    "TrackingConfig": {
+        "corr_weight": (0.0, None, "a number >= 0"),
+        "track_weight": (0.0, None, "a number >= 0"),
+        "refiner_weight": (0.0, None, "a number >= 0"),
+        "pairs": (1, None, "an integer >= 1"),
+        "head_levels": (1, None, "an integer >= 1"),
+        "head_radius": (0, None, "an integer >= 0"),
+        "head_iters": (1, None, "an integer >= 1"),
+        "refiner_block": (0, None, "a block index >= 0 or null"),
+        "refiner_radius": (_TINY, None, "a number > 0"),
+        "refiner_temperature": (_TINY, None, "a number > 0"),
+    },
+}
+_CHOICES = {
+    ("DataConfig", "baseline"): BASELINES,
+    ("TrainConfig", "lr_schedule"): ("cosine", "constant"),
+    ("TrainConfig", "mixed_precision"): ("auto", "no", "bf16", "fp16"),
+    ("TrainConfig", "prediction_type"): ("velocity", "sample"),
+    ("TrainConfig", "loss_space"): ("velocity", "sample"),
+}
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
+               list: "a list"}
+
+
+def _coerce(value, hint, key: str):
+    """``value`` as type ``hint`` (a class, ``X | None`` or a config dataclass); ``ConfigError`` naming ``key``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        hint = args[0]
+    if is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a section of keys ({', '.join(f.name for f in fields(hint))}), "
+                                   f"got {value!r}")
+        return _from_dict(hint, value, key)
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-3 (no dot) as a string
             try:
-                raw[f.name] = float(raw[f.name])
+                value = float(value)
             except ValueError:
-                raise ValueError(f"{where}: {f.name} expected a number, got {raw[f.name]!r}") from None
-    return cls(**raw)
+                raise ConfigError(key, f"expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(key, f"expected a finite number, got {value!r}")
+        return float(value)
+    if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(key, f"expected an integer, got {value!r}")
+    if hint is list and isinstance(value, tuple):
+        value = list(value)
+    if hint in _TYPE_WORDS and not isinstance(value, hint):
+        raise ConfigError(key, f"expected {_TYPE_WORDS[hint]}, got {value!r}")
+    return value
+
+
+def _check_values(cls, values: dict, key: str) -> None:
+    """Ranges and choices of one config class's (already typed) values."""
+    name = cls.__name__
+    for k, (lo, hi, what) in _RANGES.get(name, {}).items():
+        v = values.get(k)
+        if v is not None and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+            raise ConfigError(f"{key}.{k}", f"expected {what}, got {v!r}")
+    for (owner, k), choices in _CHOICES.items():
+        if owner == name and k in values and values[k] not in choices:
+            raise ConfigError(f"{key}.{k}", f"expected one of {', '.join(choices)}, got {values[k]!r}")
+    if name == "TrainConfig" and "tasks" in values:
+        tasks = values["tasks"]
+        bad = [t for t in tasks if t not in TASKS]
+        weights = list(tasks.values())
+        if bad or not tasks or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+                                       and w >= 0 for w in weights) or sum(weights) <= 0:
+            raise ConfigError(f"{key}.tasks", f"expected non-negative weights for a subset of {TASKS} with a "
+                                              f"positive sum, got {tasks}")
+    if name == "TrainConfig" and not str(values.get("output_dir", "x")).strip():
+        raise ConfigError(f"{key}.output_dir", "expected a directory path, got an empty string")
+    if name == "TrainConfig" and not str(values.get("model", "x")).strip():
+        raise ConfigError(f"{key}.model", "expected a preset name or a model directory, got an empty string")
+    if name == "TrainConfig" and values.get("ema_decay") is not None and not 0.0 <= values["ema_decay"] < 1.0:
+        raise ConfigError(f"{key}.ema_decay", f"expected a number in [0, 1), got {values['ema_decay']!r}")
+    if name == "TrackingConfig":
+        for k in ("layers", "kinds"):
+            items = values.get(k) or []
+            for i, item in enumerate(items):
+                ok = (isinstance(item, int) and not isinstance(item, bool) and item >= 0) if k == "layers" else (
+                    item in PAIR_KINDS)
+                if not ok:
+                    what = "block indices >= 0" if k == "layers" else f"names among {PAIR_KINDS}"
+                    raise ConfigError(f"{key}.{k}[{i}]", f"expected {what}, got {item!r}")
+
+
+def _typed(cls, values: dict, key: str) -> dict:
+    hints = typing.get_type_hints(cls)
+    out = {k: _coerce(v, hints[k], f"{key}.{k}") for k, v in values.items()}
+    _check_values(cls, out, key)
+    return out
+
+
+def _validate_in_place(obj, key: str) -> None:
+    for k, v in _typed(type(obj), {f.name: getattr(obj, f.name) for f in fields(obj)}, key).items():
+        setattr(obj, k, v)
+
+
+def _from_dict(cls, raw: dict, where: str):
+    """``cls(**raw)`` after rejecting unknown keys and checking every value's type and range."""
+    names = [f.name for f in fields(cls)]
+    unknown = set(raw) - set(names)
+    if unknown:
+        unknown = sorted(map(str, unknown))
+        raise ConfigError(where, f"unknown keys {unknown}; expected some of {sorted(names)}",
+                          [f"{where}.{k}" for k in unknown])
+    return cls(**_typed(cls, dict(raw), where))

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import torch
 
-from mvtrack.data import MultiViewClip, collate, iter_shard, list_shards
+from mvtrack.data import MultiViewClip, ReadStats, collate, iter_shard, list_shards
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 
 from .config import DataConfig
@@ -30,10 +30,12 @@ class TrainBatches:
                 height=data.height,
                 width=data.width,
                 num_tracks=data.num_tracks,
+                query_view=data.query_view,
                 baseline=data.baseline,
             )
         else:
             self.shards = list_shards(data.source)
+            self.stats = ReadStats()  # skipped samples and corrupt shards, reported at the end of training
             self._stream: Iterator[MultiViewClip] | None = None
             self._position = 0  # next global clip index the stream yields
 
@@ -63,7 +65,7 @@ class TrainBatches:
         while True:
             count = 0
             for path in self.shards:
-                for clip in iter_shard(path):
+                for clip in iter_shard(path, self.stats):
                     count += 1
                     yield clip
             if count == 0:
@@ -83,5 +85,7 @@ class TrainBatches:
             K=clip.K[:, : d.views, : d.frames],
             tracks=clip.tracks[:, : d.views, : d.frames],
             visible=clip.visible[:, : d.views, : d.frames],
+            depth=None if clip.depth is None else clip.depth[:, : d.views, : d.frames],
+            tracks3d=None if clip.tracks3d is None else clip.tracks3d[:, : d.frames],
             meta=clip.meta,
         )

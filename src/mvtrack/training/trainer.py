@@ -11,16 +11,29 @@ import hashlib
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from mvtrack.data import MultiViewClip, PairedTracks, oracle_tracks, source_depth_tracks
 from mvtrack.models import WanVAECodec, camera_condition, load_model
 from mvtrack.tracking import TrackSupervision
 
-from .checkpoint import export_checkpoint, find_checkpoint, load_checkpoint, save_checkpoint
+from mvtrack.outputs import check_output_dir
+
+from .checkpoint import (
+    check_resume,
+    clean_temporary,
+    export_checkpoint,
+    find_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+    truncate_metrics,
+)
 from .config import TrainConfig
 from .data import TrainBatches
 from .ema import EMA
@@ -67,6 +80,12 @@ class Trainer:
             model, self.codec = load_model(config.model, prediction_type=config.prediction_type)
             if config.tracking.refiner_block is not None:
                 model.add_refiner(config.tracking.refiner_block)
+            wanted = config.track2view.conditioner
+            if wanted is not None and model.conditioner is None:
+                model.add_track_conditioner(**wanted)
+            elif wanted is not None and dict(model.config.track_conditioner) != dict(wanted):
+                raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner "
+                                 f"{dict(model.config.track_conditioner)}, not {dict(wanted)}")
             self.supervision = TrackSupervision(config.tracking, model) if config.tracking.enabled else None
         if self.supervision is not None and isinstance(self.codec, WanVAECodec):
             raise ValueError("tracking: track supervision needs a pixel-space model (tracks are in pixels and frames; "
@@ -81,11 +100,26 @@ class Trainer:
         if self.extra:
             self.extra["track_head"].to(acc.device)
         self.params = list(model.parameters()) + [p for m in self.extra.values() for p in m.parameters()]
-        optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
+        new = {id(p) for p in model.conditioner.parameters()} if model.conditioner is not None else set()
+        groups = [{"params": [p for p in self.params if id(p) not in new]}]
+        if new:  # Track2View's conditioner learns faster than the backbone it is added to (track2view.lr_scale)
+            groups.append({"params": [p for p in self.params if id(p) in new],
+                           "lr": config.lr * config.track2view.lr_scale})
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
         self.start_step = 0
+        self.resume_changes: dict = {}  # config keys changed on resume (RESUMABLE ones), recorded in resumes.jsonl
+        if acc.is_main_process:
+            check_output_dir(self.output_dir, "output_dir")
+            clean_temporary(self.output_dir)  # left by a run killed while writing a checkpoint
         checkpoint = find_checkpoint(self.output_dir) if resume else None
+        earlier = list_checkpoints(self.output_dir)
+        if not resume and earlier:
+            warnings.warn(f"output_dir {self.output_dir} holds checkpoints up to step {earlier[-1][0]} of an earlier "
+                          "run; --no-resume starts at step 0, writes beside them (replacing any of the same step) "
+                          "and points latest at its own")
         if checkpoint is not None:
+            self.resume_changes = check_resume(checkpoint, config.to_dict())
             state = load_checkpoint(checkpoint, model, self.ema, optimizer, self.scheduler, self.extra)
             self.start_step = state["step"]
             acc.print(f"resumed from {state['path']} at step {self.start_step}")
@@ -112,8 +146,11 @@ class Trainer:
         camera = camera_condition(clip.w2c[:, :, frames], clip.K[:, :, frames], clip.size, (h, w)).to(acc.device)
         observed = sample_observed(cfg.tasks, B, V, F, generator)
         x_t, timestep, target = add_noise(x0, observed, cfg.flow_shift, generator)
+        tracks = {}
+        if self.unwrapped.conditioner is not None:
+            tracks = self.paired_tracks(clip, observed, generator).to(acc.device).model_inputs()
         with acc.autocast():
-            pred = self.model(x_t, timestep, camera).sample
+            pred = self.model(x_t, timestep, camera, **tracks).sample
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
         parts = {"diffusion": loss.detach()}
         if self.supervision is not None:
@@ -126,12 +163,35 @@ class Trainer:
             self.supervision.clear(self.unwrapped)
         return loss.detach(), parts
 
+    def paired_tracks(self, clip: MultiViewClip, observed: torch.Tensor, generator: torch.Generator) -> PairedTracks:
+        """Track2View's training tracks at the model's resolution: view 0's tracks paired with every view, kept
+        only for samples whose view 0 is observed (re-rendering), minus ``track2view.dropout`` of them, each
+        keeping a random share of its tracks (so that the model learns to use sparse tracks too); shuffled, so that
+        the conditioner's ``max_token_tracks`` prefix is a fresh random subset at every step."""
+        cfg = self.config.track2view
+        paired = oracle_tracks(clip) if cfg.source == "oracle" else source_depth_tracks(clip)
+        paired = paired.select(frames=self.codec.camera_frames(clip.num_frames)).scaled(1 / self.codec.spatial_factor)
+        B, N = paired.tracks.shape[0], paired.num_tracks
+        paired = paired.select(tracks=torch.randperm(N, generator=generator).to(paired.tracks.device))  # any prefix
+        use = observed[:, 0].all(-1) & (torch.rand(B, generator=generator) >= cfg.dropout)  # (B,)
+        share = cfg.min_fraction + (1 - cfg.min_fraction) * torch.rand(B, 1, generator=generator)
+        keep = (torch.rand(B, N, generator=generator) < share) & use[:, None]  # (B, N)
+        visible = paired.visible & keep[:, None, None].to(paired.visible.device)
+        return PairedTracks(paired.tracks, paired.depth, visible, paired.source)
+
     def train(self) -> dict:
         """Run to ``config.max_steps``; returns the last logged metrics."""
         cfg, acc = self.config, self.accelerator
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
+            # rows logged after the resumed step were computed by the run that is being replaced
+            truncate_metrics(self.output_dir / "metrics.jsonl", self.start_step)
             (self.output_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            if self.resume_changes:
+                changed = {k: list(v) for k, v in self.resume_changes.items()}
+                with open(self.output_dir / "resumes.jsonl", "a") as f:
+                    f.write(json.dumps({"step": self.start_step, "changed": changed, "time": time.time()}) + "\n")
+                acc.print(f"resumed with changed settings (recorded in resumes.jsonl): {changed}")
             if cfg.tensorboard:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
@@ -158,6 +218,7 @@ class Trainer:
                     if p.grad is not None and acc.num_processes > 1:
                         p.grad = acc.reduce(p.grad, reduction="mean")
             grad_norm = acc.clip_grad_norm_(self.params, cfg.grad_clip)
+            self._check_finite(step, window[-cfg.grad_accum:], grad_norm)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.scheduler.step()
@@ -187,12 +248,34 @@ class Trainer:
             if done % cfg.checkpoint_every == 0 or done == cfg.max_steps:
                 self.save(done)
         bar.close()
+        stats = getattr(self.batches, "stats", None)
+        if stats is not None and (stats.skipped_samples or stats.corrupt_shards):
+            acc.print(f"data: skipped {stats.skipped_samples} corrupt sample(s) and cut {stats.corrupt_shards} "
+                      f"truncated shard(s) short while reading {stats.shards} shard(s) (this process)")
         if acc.is_main_process:
             self.export(self.output_dir / "final")
         acc.wait_for_everyone()
         if self._tensorboard is not None:
             self._tensorboard.close()
         return metrics
+
+    def _check_finite(self, step: int, window: list, grad_norm) -> None:
+        """Stop before a NaN or infinite loss or gradient reaches the weights; name the last good checkpoint."""
+        acc = self.accelerator
+        losses = torch.stack([w[0].float().reshape(()) for w in window]).to(acc.device)
+        bad = (~torch.isfinite(losses)).any() | ~torch.isfinite(torch.as_tensor(grad_norm, device=acc.device).float())
+        if acc.num_processes > 1:  # every rank must stop at the same step
+            bad = acc.reduce(bad.float(), reduction="sum") > 0
+        if not bool(bad):
+            return
+        good = list_checkpoints(self.output_dir)
+        good = [p for s, p in good if s <= step]
+        last = f"the last good checkpoint is {good[-1]}" if good else "no checkpoint was written before it"
+        raise FloatingPointError(
+            f"training diverged at step {step + 1}: loss {losses.tolist()}, grad norm {float(grad_norm):.4g}; the "
+            f"step was not applied and nothing was saved; {last} (resume from it with a lower lr, a higher "
+            "warmup_steps or a smaller grad_clip)"
+        )
 
     def _log(self, metrics: dict) -> None:
         if not self.accelerator.is_main_process:

@@ -1,0 +1,170 @@
+"""Paired point tracks (Track2View): source points carried into target cameras.
+
+A source view's tracks are lifted to 3D (exactly, from the engine; with the source view's own depth; or by
+triangulation on real video, ``mvtrack.data.real_tracks``) and projected into every camera of the clip. The
+result has the layout of a clip's multi-view tracks, so view ``source`` holds the source pixels and every other
+view the target pixels, with their depths and visibility:
+
+    tracks (B, V, T, N, 2) pixels; depth (B, V, T, N) z in each camera; visible (B, V, T, N) bool.
+
+Sources of 3D tracks, in order of honesty:
+    ``oracle_tracks``        (a) the engine's exact 3D tracks and visibility (an oracle: uses the targets' truth).
+    ``source_depth_tracks``  (b) the source view's 2D tracks lifted with the source view's depth only; target
+                             visibility by a z-buffer over the projected tracks (no target depth is read).
+    real video               (c) flow tracks triangulated with the source cameras, (d) user depth or 3D points:
+                             ``mvtrack.data.real_tracks``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mvtrack.geometry import project, unproject, zbuffer_visible
+
+from .clip import MultiViewClip
+
+
+@dataclass
+class PairedTracks:
+    """N tracks of a source view seen from every view of a clip (shapes above; a batch of B clips)."""
+
+    tracks: torch.Tensor
+    depth: torch.Tensor
+    visible: torch.Tensor
+    source: int = 0
+
+    def __post_init__(self):
+        if self.tracks.dim() != 5 or self.tracks.shape[-1] != 2:
+            raise ValueError(f"PairedTracks.tracks: expected (B, V, T, N, 2), got {tuple(self.tracks.shape)}")
+        shape = self.tracks.shape[:-1]
+        if self.depth.shape != shape or self.visible.shape != shape:
+            raise ValueError(f"PairedTracks.depth/visible: expected {tuple(shape)}, got {tuple(self.depth.shape)} "
+                             f"and {tuple(self.visible.shape)}")
+        if self.visible.dtype != torch.bool:
+            raise ValueError(f"PairedTracks.visible: expected bool, got {self.visible.dtype}")
+        if not 0 <= self.source < shape[1]:
+            raise ValueError(f"PairedTracks.source: expected a view index in [0, {shape[1]}), got {self.source}")
+
+    @property
+    def num_tracks(self) -> int:
+        return self.tracks.shape[-2]
+
+    def to(self, device) -> PairedTracks:
+        return PairedTracks(self.tracks.to(device), self.depth.to(device), self.visible.to(device), self.source)
+
+    def select(self, frames: torch.Tensor | None = None, tracks: torch.Tensor | None = None) -> PairedTracks:
+        """A subset of frames (index (F,)) and/or tracks (index (N',))."""
+        t, d, v = self.tracks, self.depth, self.visible
+        if frames is not None:
+            t, d, v = t[:, :, frames], d[:, :, frames], v[:, :, frames]
+        if tracks is not None:
+            t, d, v = t[..., tracks, :], d[..., tracks], v[..., tracks]
+        return PairedTracks(t, d, v, self.source)
+
+    def scaled(self, factor: float) -> PairedTracks:
+        """Pixel coordinates for an image ``factor`` times the size (pixel centres stay centres)."""
+        return PairedTracks((self.tracks + 0.5) * factor - 0.5, self.depth, self.visible, self.source)
+
+    def model_inputs(self) -> dict[str, torch.Tensor | int]:
+        """Keyword arguments of ``MultiViewTransformer.forward``."""
+        return {"track_xy": self.tracks, "track_depth": self.depth, "track_visible": self.visible,
+                "track_source": self.source}
+
+
+def paired_tracks(
+    points: torch.Tensor,
+    known: torch.Tensor,
+    w2c: torch.Tensor,
+    K: torch.Tensor,
+    size: tuple[int, int],
+    source: int = 0,
+    cell: int | None = None,
+) -> PairedTracks:
+    """Project 3D tracks known in the source view into every camera.
+
+    Args:
+        points: (B, T, N, 3) world points of each track and frame.
+        known: (B, T, N) bool, where the point is known (seen in the source view at that frame).
+        w2c: (B, V, T, 4, 4); K: (B, V, T, 3, 3) for images of ``size = (H, W)``.
+        source: the source view; its visibility is ``known`` (inside its image).
+        cell: z-buffer cell in pixels for the other views (``zbuffer_visible``; by default the track spacing).
+
+    Returns:
+        ``PairedTracks`` in every view; a target is visible where the point is known, projects into its image in
+        front of the camera, and is nearest in its z-buffer cell among the projected known points.
+    """
+    B, T, N, _ = points.shape
+    V = w2c.shape[1]
+    if known.shape != (B, T, N):
+        raise ValueError(f"known: expected {(B, T, N)}, got {tuple(known.shape)}")
+    if w2c.shape != (B, V, T, 4, 4) or K.shape != (B, V, T, 3, 3):
+        raise ValueError(f"w2c, K: expected {(B, V, T, 4, 4)} and {(B, V, T, 3, 3)}, got {tuple(w2c.shape)} and "
+                         f"{tuple(K.shape)}")
+    finite = torch.isfinite(points).all(-1)
+    known = known & finite
+    safe = torch.where(known[..., None], points, torch.zeros_like(points))
+    xy, z = project(safe[:, None].expand(B, V, T, N, 3).double(), w2c.double(), K.double())  # (B, V, T, N, 2), (.., N)
+    visible = zbuffer_visible(
+        xy.reshape(B * V * T, N, 2), z.reshape(B * V * T, N),
+        known[:, None].expand(B, V, T, N).reshape(B * V * T, N), size, cell
+    ).reshape(B, V, T, N)
+    H, W = size
+    inside_src = (z[:, source] > 0) & (xy[:, source, ..., 0] >= -0.5) & (xy[:, source, ..., 0] < W - 0.5)
+    inside_src &= (xy[:, source, ..., 1] >= -0.5) & (xy[:, source, ..., 1] < H - 0.5)
+    visible[:, source] = known & inside_src
+    xy = torch.where(known[:, None, ..., None], xy, torch.zeros_like(xy))
+    z = torch.where(known[:, None], z, torch.zeros_like(z))
+    return PairedTracks(xy.to(points.dtype), z.to(points.dtype), visible, source)
+
+
+def lift_tracks(
+    tracks: torch.Tensor, visible: torch.Tensor, depth: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lift one view's 2D tracks to world points with that view's depth maps (nearest pixel, so that a point
+    on a silhouette takes the depth of one surface rather than a blend of two).
+
+    Args:
+        tracks: (B, T, N, 2) pixels; visible: (B, T, N) bool.
+        depth: (B, T, H, W) z-depth of the same view; w2c: (B, T, 4, 4); K: (B, T, 3, 3).
+
+    Returns:
+        points (B, T, N, 3) world points (0 where unknown); known (B, T, N) bool: visible, inside the image and
+        with a finite positive depth.
+    """
+    B, T, N, _ = tracks.shape
+    H, W = depth.shape[-2:]
+    if visible.shape != (B, T, N) or depth.shape[:2] != (B, T):
+        raise ValueError(f"lift_tracks: expected visible {(B, T, N)} and depth {(B, T)} + (H, W), got "
+                         f"{tuple(visible.shape)} and {tuple(depth.shape)}")
+    pix = (tracks + 0.5).floor().long()
+    inside = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H)
+    index = pix[..., 1].clamp(0, H - 1) * W + pix[..., 0].clamp(0, W - 1)  # (B, T, N)
+    z = depth.reshape(B, T, H * W).gather(2, index)  # (B, T, N)
+    known = visible & inside & torch.isfinite(z) & (z > 0)
+    z = torch.where(known, z, torch.ones_like(z))
+    points = unproject(tracks.double(), z.double(), w2c.double(), K.double()).to(tracks.dtype)
+    return torch.where(known[..., None], points, torch.zeros_like(points)), known
+
+
+def oracle_tracks(clip: MultiViewClip, source: int = 0) -> PairedTracks:
+    """(a) The engine's exact tracks with their exact visibility in every view: an oracle (it uses the targets'
+    true occlusions), for upper references only. Needs ``clip.tracks3d``."""
+    if clip.tracks3d is None:
+        raise ValueError("oracle_tracks: the clip has no tracks3d (exact 3D tracks come from the synthetic engine)")
+    _, z = project(clip.tracks3d[:, None].expand(-1, clip.num_views, -1, -1, -1), clip.w2c, clip.K)
+    known = clip.visible[:, source]  # tracks the source sees
+    visible = clip.visible & known[:, None]
+    return PairedTracks(clip.tracks, torch.where(visible, z, torch.zeros_like(z)), visible, source)
+
+
+def source_depth_tracks(clip: MultiViewClip, source: int = 0, cell: int | None = None) -> PairedTracks:
+    """(b) What a monocular 3D tracker delivers: the source view's 2D tracks lifted with the source view's depth
+    and cameras, then projected into the other cameras with a z-buffer for their visibility. Nothing of the
+    target views but their cameras is read. Needs ``clip.depth``."""
+    if clip.depth is None:
+        raise ValueError("source_depth_tracks: the clip has no depth (pass the source view's depth maps)")
+    points, known = lift_tracks(clip.tracks[:, source], clip.visible[:, source], clip.depth[:, source],
+                                clip.w2c[:, source], clip.K[:, source])
+    return paired_tracks(points, known, clip.w2c, clip.K, clip.size, source, cell)

@@ -1,0 +1,246 @@
+"""Track2View's dual-view track conditioner: source content carried to where paired 3D tracks say it goes.
+
+Geometry does the transport, with no parameters: source tokens (and the source frames themselves) are sampled
+bilinearly at the tracks' source positions and splatted, normalised by weight, at their target positions. The
+network only learns what geometry cannot give: a small transformer runs along each track over its frames, with
+Fourier features of the target position and depth, so that timing, occlusion and appearance changes can be
+aggregated over time. The result reaches the backbone through zero-initialised per-block projections, so a
+camera-only checkpoint loads and starts unchanged.
+
+Two paths, each a configuration choice:
+    tokens: sample source tokens -> per-track temporal transformer -> splat into the target view's tokens at
+            the target positions and into the source view's at the source positions (Track2View's conditioner).
+    pixels: splat the source frames (pixels, or latents for a latent model) along the tracks into each target
+            frame at the model's input resolution, with a coverage channel, and patch-embed that. Tokens are
+            8x8 pixels in the embedded default; the pixel path keeps the sub-token alignment that token
+            sampling blurs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+
+from mvtrack.geometry import bilinear_sample, bilinear_splat
+
+
+def fourier_features(x: torch.Tensor, bands: int) -> torch.Tensor:
+    """(..., C) -> (..., C * 2 * bands): sin and cos of x * pi * 2^k, k < bands (x roughly in [-1, 1])."""
+    freqs = math.pi * 2.0 ** torch.arange(bands, device=x.device, dtype=x.dtype)  # (bands,)
+    angles = x[..., None] * freqs  # (..., C, bands)
+    return torch.cat([angles.sin(), angles.cos()], -1).flatten(-2)
+
+
+class TrackConditioner(nn.Module):
+    """Paired tracks -> one conditioning embedding per token, added before the chosen blocks.
+
+    Args:
+        dim: the backbone's token width D.
+        in_channels: channels of the model's input frames (3 for pixels, 16 for Wan latents).
+        patch_size: the backbone's (1, p_h, p_w) patch.
+        num_blocks: the backbone's number of blocks; ``blocks`` index into it.
+        blocks: which blocks receive the condition (a zero-initialised projection each).
+        width: the per-track transformer's width.
+        layers, heads: its depth and heads.
+        bands: Fourier bands of the target position and depth.
+        tokens, pixels: the two transport paths (above); at least one.
+        skip: a gated geometric skip (needs ``pixels``): the model's clean-frame estimate x_0 becomes
+            ``x_0 + g * coverage * (splat - x_0)``, with ``splat`` the source frames carried along the tracks and
+            ``g`` one learned gate per channel starting at 0. Where tracks land, the network then only has to
+            correct the transported pixels instead of re-synthesising them through its 8x8-pixel tokens.
+        max_token_tracks: at most this many tracks, the first ones, go through the tokens path (the trainer
+            shuffles the tracks of every sample); the pixel path takes them all. Dense tracks cover pixels, while
+            the per-track transformer's cost grows with their number.
+    """
+
+    # Adam moves a parameter by about the learning rate per step, whatever its gradient's scale: a single gate
+    # that must travel from 0 to about 1 would need hundreds of steps, so it is stored divided by this factor.
+    skip_scale = 32.0
+
+    def __init__(
+        self,
+        dim: int,
+        in_channels: int,
+        patch_size: tuple[int, int, int],
+        num_blocks: int,
+        blocks: tuple[int, ...] = (0,),
+        width: int = 128,
+        layers: int = 2,
+        heads: int = 4,
+        bands: int = 6,
+        tokens: bool = True,
+        pixels: bool = True,
+        skip: bool = False,
+        max_token_tracks: int | None = None,
+    ):
+        super().__init__()
+        if not tokens and not pixels:
+            raise ValueError("track_conditioner: expected tokens and/or pixels to be enabled")
+        bad = [b for b in blocks if not 0 <= b < num_blocks]
+        if bad or not blocks:
+            raise ValueError(f"track_conditioner.blocks: expected indices in [0, {num_blocks}), got {list(blocks)}")
+        self.patch_size, self.bands, self.width = tuple(patch_size), bands, width
+        self.blocks = tuple(blocks)
+        self.use_tokens, self.use_pixels = tokens, pixels
+        if skip and not pixels:
+            raise ValueError("track_conditioner.skip: needs the pixels path")
+        self.max_token_tracks = max_token_tracks
+        self.skip_gate = nn.Parameter(torch.zeros(in_channels)) if skip else None
+        self.warped: torch.Tensor | None = None  # the last pixel-path splat, (B, V, F, C + 1, h, w), for the skip
+        if tokens:
+            self.token_in = nn.Linear(dim, width)
+            self.geometry_in = nn.Linear(5 * 2 * bands + 5, width)  # target xy, source xy, log-depth, raw and FF
+            self.missing = nn.Parameter(torch.zeros(width))  # frames where the source does not see the point
+            layer = nn.TransformerEncoderLayer(width, heads, 2 * width, dropout=0.0, batch_first=True,
+                                               norm_first=True, activation="gelu")
+            self.temporal = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.token_out = nn.Linear(width, dim)
+        if pixels:
+            self.pixel_embedding = nn.Conv3d(in_channels + 1, dim, kernel_size=self.patch_size, stride=self.patch_size,
+                                             bias=False)
+        # No biases from here on: a token that no track reaches gets exactly zero, so tracks dropped in training and
+        # tracks absent at inference both mean camera-only behaviour.
+        self.mlp = nn.Sequential(nn.SiLU(), nn.Linear(dim, dim, bias=False))
+        self.block_proj = nn.ModuleDict({str(b): nn.Linear(dim, dim, bias=False) for b in self.blocks})
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        for proj in self.block_proj.values():  # the condition starts as a no-op
+            nn.init.zeros_(proj.weight)
+
+    def project(self, block: int, condition: torch.Tensor) -> torch.Tensor | None:
+        """What block ``block`` adds to its input: (B, L, D), or None if it receives nothing."""
+        proj = self.block_proj[str(block)] if str(block) in self.block_proj else None
+        return None if proj is None else proj(condition)
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        sample: torch.Tensor,
+        track_xy: torch.Tensor,
+        track_depth: torch.Tensor,
+        track_visible: torch.Tensor,
+        source: int = 0,
+    ) -> torch.Tensor:
+        """The condition of every token.
+
+        Args:
+            tokens: (B, V*F*h'*w', D) patch-embedded tokens (the source view's are clean: it is observed).
+            sample: (B, V, F, C, h, w) the model's input frames.
+            track_xy: (B, V, F, N, 2) positions at the input's resolution (pixels of an h x w frame).
+            track_depth: (B, V, F, N) z in each camera; track_visible: (B, V, F, N) bool; view ``source`` holds
+                the source positions (visible = known there), the others the targets.
+
+        Returns:
+            (B, V*F*h'*w', D).
+        """
+        B, V, F, C, h, w = sample.shape
+        _, ph, pw = self.patch_size
+        gh, gw = h // ph, w // pw
+        N = track_xy.shape[-2]
+        if track_xy.shape != (B, V, F, N, 2) or track_depth.shape != (B, V, F, N) or track_visible.shape != (B, V, F, N):
+            raise ValueError(f"tracks: expected xy {(B, V, F, N, 2)}, depth and visible {(B, V, F, N)}, got "
+                             f"{tuple(track_xy.shape)}, {tuple(track_depth.shape)}, {tuple(track_visible.shape)}")
+        dtype = tokens.dtype
+        xy, depth, vis = track_xy.float(), track_depth.float(), track_visible
+        targets = [v for v in range(V) if v != source]
+        self.warped = None
+        condition = tokens.new_zeros(B, V, F, gh, gw, tokens.shape[-1]).float()
+
+        if self.use_pixels:
+            condition = condition + self._pixel_path(sample, xy, vis, source, targets)
+        if self.use_tokens:
+            condition = condition + self._token_path(tokens, *self._token_subset(xy, depth, vis), source, targets,
+                                                     (h, w))
+        condition = rearrange(condition, "b v f h w d -> b (v f h w) d")  # (B, L, D)
+        return self.mlp(condition.to(dtype))
+
+    def _token_coords(self, xy: torch.Tensor) -> torch.Tensor:
+        """Pixel coordinates -> token-grid coordinates (token i's centre is pixel i * p + (p - 1) / 2)."""
+        _, ph, pw = self.patch_size
+        return (xy - xy.new_tensor([(pw - 1) / 2, (ph - 1) / 2])) / xy.new_tensor([pw, ph])
+
+    def _token_subset(self, xy, depth, vis):
+        N = xy.shape[-2]
+        if self.max_token_tracks is None or N <= self.max_token_tracks:
+            return xy, depth, vis
+        k = self.max_token_tracks
+        return xy[..., :k, :], depth[..., :k], vis[..., :k]
+
+    def apply_skip(self, x0: torch.Tensor) -> torch.Tensor:
+        """The gated geometric skip on a clean-frame estimate ``x0 (B, V, F, C, h, w)`` (see ``skip``)."""
+        if self.skip_gate is None or self.warped is None:
+            return x0
+        warped, coverage = self.warped[:, :, :, :-1], self.warped[:, :, :, -1:]
+        gate = (self.skip_gate * self.skip_scale).view(1, 1, 1, -1, 1, 1)
+        return x0 + (gate * coverage * (warped - x0.float())).to(x0.dtype)
+
+    def _token_path(self, tokens, xy, depth, vis, source, targets, size):
+        B, V, F, N, _ = xy.shape
+        known = vis[:, source]
+        (h, w), (_, ph, pw) = size, self.patch_size
+        gh, gw = h // ph, w // pw
+        # 1. Source tokens sampled at the source positions, frame by frame. The projection to the track width is
+        #    linear, so it is applied before sampling (on F * h' * w' tokens rather than F * N samples; the bias
+        #    after), and its transpose likewise after splatting: same result, a fraction of the work.
+        source_tokens = rearrange(tokens, "b (v f h w) d -> b v f h w d", v=V, f=F, h=gh, w=gw)[:, source].float()
+        source_tokens = nn.functional.linear(source_tokens, self.token_in.weight.float())  # (B, F, h', w', width)
+        src_xy = self._token_coords(xy[:, source])  # (B, F, N, 2)
+        sampled = bilinear_sample(rearrange(source_tokens, "b f h w c -> (b f) c h w"),
+                                  rearrange(src_xy, "b f n c -> (b f) n c"))  # (B*F, N, width)
+        content = torch.where(rearrange(known, "b f n -> (b f) n")[..., None], sampled + self.token_in.bias.float(),
+                              self.missing.float())  # (B*F, N, width)
+        content = rearrange(content, "(b f) n c -> b n f c", b=B)  # (B, N, F, width)
+
+        # 2. Per target view: geometry features, the temporal transformer along each track, splat
+        scale = xy.new_tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)])
+        ref = depth[:, source].masked_fill(~known, float("nan")).flatten(1).nanmedian(-1).values  # (B,)
+        ref = torch.nan_to_num(ref, nan=1.0).clamp_min(1e-6)[:, None, None]
+        src_norm = xy[:, source] * scale - 1  # (B, F, N, 2)
+        frame_pos = fourier_features(torch.linspace(-1, 1, F, device=xy.device), 4)  # (F, 8)
+        frame_pos = nn.functional.pad(frame_pos, (0, self.width - frame_pos.shape[-1]))  # fixed, not learned
+        out = torch.zeros(B, V, F, self.width, gh, gw, device=xy.device)
+        src_total = torch.zeros(B * F, self.width, gh, gw, device=xy.device)
+        src_mass = torch.zeros(B * F, 1, gh, gw, device=xy.device)
+        for v in targets:
+            tgt_norm = xy[:, v] * scale - 1
+            log_depth = torch.where(known, (depth[:, v].clamp_min(1e-6) / ref).log(), torch.zeros_like(ref))
+            geo = torch.cat([tgt_norm, src_norm, log_depth[..., None]], -1)  # (B, F, N, 5)
+            geo = torch.where(known[..., None], geo, torch.zeros_like(geo))
+            geo = self.geometry_in(torch.cat([geo, fourier_features(geo, self.bands)], -1))  # (B, F, N, width)
+            seq = content + rearrange(geo, "b f n c -> b n f c") + frame_pos  # (B, N, F, width)
+            pad = rearrange(~known, "b f n -> (b n) f")
+            pad = pad & ~pad.all(-1, keepdim=True)  # a track known nowhere attends freely; it is never splatted
+            hidden = self.temporal(rearrange(seq, "b n f c -> (b n) f c"), src_key_padding_mask=pad)
+            values = rearrange(hidden, "(b n) f c -> (b f) n c", b=B)  # (B*F, N, width)
+            tgt_xy = rearrange(self._token_coords(xy[:, v]), "b f n c -> (b f) n c")
+            weight = rearrange(vis[:, v] & known, "b f n -> (b f) n").float()
+            total, mass = bilinear_splat(values, tgt_xy, weight, (gh, gw))
+            out[:, v] = rearrange(total / mass.clamp_min(1e-6), "(b f) d h w -> b f d h w", b=B)
+            total, mass = bilinear_splat(values, rearrange(src_xy, "b f n c -> (b f) n c"),
+                                         rearrange(known, "b f n -> (b f) n").float(), (gh, gw))
+            src_total, src_mass = src_total + total, src_mass + mass
+        out[:, source] = rearrange(src_total / src_mass.clamp_min(1e-6), "(b f) d h w -> b f d h w", b=B)
+        reached = out.abs().sum(3, keepdim=True) > 0  # tokens some track splatted onto; the others stay exactly 0
+        out = rearrange(out, "b v f c h w -> b v f h w c")
+        return torch.where(rearrange(reached, "b v f c h w -> b v f h w c"), self.token_out(out), 0.0)  # (.., D)
+
+    def _pixel_path(self, sample, xy, vis, source, targets):
+        B, V, F, C, h, w = sample.shape
+        known = rearrange(vis[:, source], "b f n -> (b f) n")
+        frames = rearrange(sample[:, source].float(), "b f c h w -> (b f) c h w")
+        values = bilinear_sample(frames, rearrange(xy[:, source], "b f n c -> (b f) n c"))  # (B*F, N, C)
+        warped = torch.zeros(B, V, F, C + 1, h, w, device=sample.device)
+        for v in targets:
+            weight = known.float() * rearrange(vis[:, v], "b f n -> (b f) n").float()
+            total, mass = bilinear_splat(values, rearrange(xy[:, v], "b f n c -> (b f) n c"), weight, (h, w))
+            image = torch.cat([total / mass.clamp_min(1e-6), mass.clamp(max=1.0)], 1)  # (B*F, C+1, h, w)
+            warped[:, v] = rearrange(image, "(b f) c h w -> b f c h w", b=B)
+        self.warped = warped
+        embedded = self.pixel_embedding(rearrange(warped, "b v f c h w -> b c (v f) h w").to(
+            self.pixel_embedding.weight.dtype))  # (B, D, V*F, h', w')
+        embedded[:, :, source * F : (source + 1) * F] = 0  # the source view is given as it is
+        return rearrange(embedded.float(), "b d (v f) h w -> b v f h w d", v=V)

@@ -1,0 +1,113 @@
+import pytest
+import torch
+
+from mvtrack.data import PairedTracks, source_depth_tracks
+from mvtrack.models import MultiViewTransformer, build_model, camera_condition
+from mvtrack.scenes import SynthConfig, clip_seed, render_clips
+
+CONDITIONER = dict(blocks=[0, 1], width=32, layers=1, heads=2, bands=3)
+
+
+@pytest.fixture(scope="module")
+def batch():
+    clip = render_clips(SynthConfig(views=2, frames=3, height=32, width=32, num_tracks=256, query_view=0), [clip_seed(1, 0)])
+    x = clip.video * 2 - 1
+    camera = camera_condition(clip.w2c, clip.K, (32, 32), (32, 32))
+    timestep = torch.full((1, 2, 3), 700.0)
+    timestep[:, 0] = 0  # view 0 observed
+    return x, timestep, camera, source_depth_tracks(clip)
+
+
+def _model(**kwargs) -> MultiViewTransformer:
+    torch.manual_seed(0)
+    return build_model("tiny", track_conditioner=dict(CONDITIONER, **kwargs))
+
+
+def _open(model):  # make the zero-initialised projections non-zero, as training would
+    for proj in model.conditioner.block_proj.values():
+        torch.nn.init.normal_(proj.weight, std=0.2)
+
+
+def test_zero_initialised_conditioner_leaves_outputs_bit_identical(batch):
+    x, t, cam, tracks = batch
+    torch.manual_seed(0)
+    plain = build_model("tiny")
+    model = _model()
+    model.load_state_dict(plain.state_dict(), strict=False)
+    reference = plain(x, t, cam).sample
+    assert torch.equal(model(x, t, cam, **tracks.model_inputs()).sample, reference)
+    plain.add_track_conditioner(**CONDITIONER)  # a camera-only checkpoint given a conditioner starts unchanged
+    assert torch.equal(plain(x, t, cam, **tracks.model_inputs()).sample, reference)
+
+
+def test_gradients_reach_the_temporal_transformer_and_the_pixel_path(batch):
+    x, t, cam, tracks = batch
+    model = _model()
+    _open(model)
+    model(x, t, cam, **tracks.model_inputs()).sample.square().mean().backward()
+    c = model.conditioner
+    for name, p in [("temporal", c.temporal.layers[0].self_attn.in_proj_weight), ("token_in", c.token_in.weight),
+                    ("geometry_in", c.geometry_in.weight), ("pixels", c.pixel_embedding.weight)]:
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_no_visible_track_is_exactly_camera_only(batch):
+    x, t, cam, tracks = batch
+    model = _model()
+    _open(model)
+    hidden = PairedTracks(tracks.tracks, tracks.depth, torch.zeros_like(tracks.visible), tracks.source)
+    assert torch.equal(model(x, t, cam, **hidden.model_inputs()).sample, model(x, t, cam).sample)
+    assert not torch.equal(model(x, t, cam, **tracks.model_inputs()).sample, model(x, t, cam).sample)
+
+
+def test_the_condition_moves_with_the_target_positions(batch):
+    # the pixel path carries source content to the target positions: shifting them shifts the splat
+    x, t, cam, tracks = batch
+    model = _model(tokens=False)
+    cond = model.conditioner(model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2),
+                             x, tracks.tracks, tracks.depth, tracks.visible)
+    moved = tracks.tracks.clone()
+    moved[:, 1, ..., 0] += 8.0  # two tokens to the right in the target view
+    cond_moved = model.conditioner(model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2),
+                                   x, moved, tracks.depth, tracks.visible)
+    grid = cond.reshape(1, 2, 3, 8, 8, -1)[:, 1]  # target view tokens (B, F, h', w', D)
+    grid_moved = cond_moved.reshape(1, 2, 3, 8, 8, -1)[:, 1]
+    assert torch.allclose(grid_moved[..., 2:6, :], grid[..., 0:4, :], atol=1e-5)  # interior tokens moved by 2
+    assert not torch.allclose(grid_moved, grid)
+
+
+def test_save_and_reload_keeps_the_conditioner(batch, tmp_path):
+    x, t, cam, tracks = batch
+    model = _model()
+    _open(model)
+    model.save_pretrained(tmp_path / "m")
+    again = MultiViewTransformer.from_pretrained(tmp_path / "m")
+    assert again.conditioner is not None
+    assert torch.equal(again(x, t, cam, **tracks.model_inputs()).sample, model(x, t, cam, **tracks.model_inputs()).sample)
+
+
+def test_bad_conditioner_settings_and_track_shapes_are_named(batch):
+    x, t, cam, tracks = batch
+    with pytest.raises(ValueError, match="blocks"):
+        build_model("tiny", track_conditioner=dict(blocks=[5]))
+    model = _model()
+    with pytest.raises(ValueError, match="tracks"):
+        model(x, t, cam, track_xy=tracks.tracks[:, :, :2], track_depth=tracks.depth, track_visible=tracks.visible)
+
+
+def test_geometric_skip_starts_closed_and_opens_onto_the_splat(batch):
+    x, t, cam, tracks = batch
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
+    plain = model(x, t, cam).sample
+    assert torch.equal(model(x, t, cam, **tracks.model_inputs()).sample, plain)  # gate at 0: unchanged
+    with torch.no_grad():
+        model.conditioner.skip_gate.fill_(1 / model.conditioner.skip_scale)  # gate = 1
+    velocity = model(x, t, cam, **tracks.model_inputs()).sample
+    sigma = t[..., None, None, None] / 1000
+    x0 = x - sigma * velocity  # the clean frames the model now predicts
+    warped, coverage = model.conditioner.warped[:, :, :, :3], model.conditioner.warped[:, :, :, 3:]
+    full = (coverage == 1).expand_as(warped)[:, 1]
+    assert full.any()
+    assert torch.allclose(x0[:, 1][full], warped[:, 1][full], atol=1e-4)  # fully covered pixels: the splat
+    assert torch.equal(model(x, t, cam).sample, plain)  # and without tracks, still camera-only
