@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import torch
 
 from mvtrack.data.real_tracks import grid_flow_tracks

@@ -22,7 +22,7 @@ def per_view(path: Path, method: str, key: str) -> np.ndarray:
 
 
 def main(out: Path) -> None:
-    runs = {p.parent.name: p for p in sorted(out.glob("*_s*/heldout/metrics.json"))}
+    runs = {p.parent.parent.name: p for p in sorted(out.glob("*_s*/heldout/metrics.json"))}
     if not runs:
         sys.exit(f"no runs with heldout/metrics.json under {out}")
     seeds = sorted({name.rsplit("_s", 1)[1] for name in runs})

@@ -555,7 +555,9 @@ def eval_(
 def bench(
     config: Path = typer.Option(Path("configs/bench/heldout.yaml"), help="Benchmark split (YAML)."),
     checkpoint: list[str] = typer.Option([], help="Model directory or preset to score (repeatable)."),
-    method: list[str] = typer.Option([], help="Reference row(s): ground_truth, copy_source, depth_warp, noise."),
+    method: list[str] = typer.Option(
+        [], help="Reference row(s): ground_truth, copy_source, source_depth_splat, depth_warp, noise."
+    ),
     out: Path = typer.Option(Path("outputs/bench"), help="Output root: OUT/<method>/{pred,results.json,report.html}."),
     steps: int = typer.Option(25, min=1, help="Denoising steps for checkpoints."),
     seed: list[int] = typer.Option([0], help="Sampling seed(s) of --checkpoint: clip i draws its noise from seed + i."),

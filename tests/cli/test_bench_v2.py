@@ -62,12 +62,15 @@ def test_results_table_from_a_config_with_seeds(tmp_path):
 def test_joint_split_scores_pairs_of_generated_views(tmp_path):
     cfg = BenchConfig(**{**SPLIT, "name": "joint", "views": 3, "observed": "joint"})
     gt = write_ground_truth(cfg, tmp_path / "gt")
-    settings = EvalSettings(matcher="sift", cameras=False, tracks=False, mode="joint")
+    settings = EvalSettings(matcher="sift", cameras=False, tracks=True, mode="joint")
     truth = evaluate_dirs(write_predictions(cfg, tmp_path / "t", "ground_truth"), gt, settings).summary
     copy = evaluate_dirs(write_predictions(cfg, tmp_path / "c", "copy_source"), gt, settings).summary
     assert truth["views_scored"] == 6 and truth["pairs_scored"] == 6  # 2 clips x 3 views; pairs (0,1) (0,2) (1,2)
     assert truth["pose_auc"]["pairs"] == 6 * 4
     assert truth["metrics"]["epi_1px"]["mean"] > copy["metrics"]["epi_1px"]["mean"]
+    # cross-view track consistency: every pair scored, the truth's tracks agree across views better than a copy's
+    assert truth["metrics"]["xtrack_1px"]["n"] == 6 and "xtrack_failures" not in truth
+    assert truth["metrics"]["xtrack_1px"]["mean"] > copy["metrics"]["xtrack_1px"]["mean"]
 
 
 def test_nan_tracks_skip_the_clip_and_eval_exits_non_zero_when_nothing_is_scored(tmp_path):

@@ -63,7 +63,7 @@ def test_triangulation_flags_moving_objects_on_engine_tracks():
 def test_source_tracks_picks_the_most_honest_source(static_clip, tmp_path):
     clip = static_clip
     frames, w2c, K = clip.video[0], clip.w2c[0], clip.K[0]
-    T, H, W = clip.num_frames, *clip.size
+    T = clip.num_frames
     tracks3d = clip.tracks3d.clone()  # (T, N, 3)
     tracks3d[:, :3] = math.nan
     np.save(tmp_path / "points.npy", tracks3d.numpy())

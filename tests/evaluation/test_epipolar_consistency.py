@@ -3,7 +3,6 @@ import math
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from mvtrack.evaluation import camera_sensitivity, epipolar_consistency, epipolar_scores, sampson_distance
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips

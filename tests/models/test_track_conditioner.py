@@ -64,12 +64,13 @@ def test_the_condition_moves_with_the_target_positions(batch):
     # the pixel path carries source content to the target positions: shifting them shifts the splat
     x, t, cam, tracks = batch
     model = _model(tokens=False)
-    cond = model.conditioner(model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2),
-                             x, tracks.tracks, tracks.depth, tracks.visible)
+    cond, _ = model.conditioner(model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2),
+                                x, tracks.tracks, tracks.depth, tracks.visible)
     moved = tracks.tracks.clone()
     moved[:, 1, ..., 0] += 8.0  # two tokens to the right in the target view
-    cond_moved = model.conditioner(model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2),
-                                   x, moved, tracks.depth, tracks.visible)
+    cond_moved, _ = model.conditioner(
+        model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2), x, moved, tracks.depth,
+        tracks.visible)
     grid = cond.reshape(1, 2, 3, 8, 8, -1)[:, 1]  # target view tokens (B, F, h', w', D)
     grid_moved = cond_moved.reshape(1, 2, 3, 8, 8, -1)[:, 1]
     assert torch.allclose(grid_moved[..., 2:6, :], grid[..., 0:4, :], atol=1e-5)  # interior tokens moved by 2
@@ -106,8 +107,56 @@ def test_geometric_skip_starts_closed_and_opens_onto_the_splat(batch):
     velocity = model(x, t, cam, **tracks.model_inputs()).sample
     sigma = t[..., None, None, None] / 1000
     x0 = x - sigma * velocity  # the clean frames the model now predicts
-    warped, coverage = model.conditioner.warped[:, :, :, :3], model.conditioner.warped[:, :, :, 3:]
+    tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+    _, splat = model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+    warped, coverage = splat[:, :, :, :3], splat[:, :, :, 3:]
     full = (coverage == 1).expand_as(warped)[:, 1]
     assert full.any()
     assert torch.allclose(x0[:, 1][full], warped[:, 1][full], atol=1e-4)  # fully covered pixels: the splat
     assert torch.equal(model(x, t, cam).sample, plain)  # and without tracks, still camera-only
+
+
+def test_velocity_models_get_the_skip_on_generated_frames_only(batch):
+    x, t, cam, tracks = batch
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="velocity", track_conditioner=dict(CONDITIONER, skip=True))
+    with torch.no_grad():
+        model.conditioner.skip_gate.fill_(1 / model.conditioner.skip_scale)
+    plain = model(x, t, cam).sample
+    velocity = model(x, t, cam, **tracks.model_inputs()).sample
+    assert torch.equal(velocity[:, 0], plain[:, 0])  # the observed source view: untouched
+    tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+    _, splat = model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+    full = (splat[:, 1, :, 3:] == 1).expand_as(x[:, 1])
+    x0 = x[:, 1] - 0.7 * velocity[:, 1]
+    assert full.any() and torch.allclose(x0[full], splat[:, 1, :, :3][full], atol=1e-4)
+
+
+def test_frame_positions_differ_between_frames(batch):
+    x, t, cam, tracks = batch
+    model = _model()
+    _open(model)
+    inputs = tracks.model_inputs()
+    reversed_time = {k: (v.flip(2) if torch.is_tensor(v) else v) for k, v in inputs.items()}
+    out = model(x, t, cam, **inputs).sample
+    flipped = model(x.flip(2), t, cam.flip(2), **reversed_time).sample.flip(2)
+    assert not torch.allclose(out, flipped, atol=1e-5)  # the per-track transformer sees frame order
+    order_free = _model(frame_positions=False)
+    _open(order_free)
+    out = order_free(x, t, cam, **inputs).sample
+    # RoPE makes the backbone itself order-aware; only the condition of each token is compared here
+    tokens = order_free.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+    cond, _ = order_free.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+    tokens_r = order_free.wan.patch_embedding(x.flip(2).flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+    cond_r, _ = order_free.conditioner(tokens_r, x.flip(2), *(v.flip(2) for v in (tracks.tracks, tracks.depth,
+                                                                                tracks.visible)))
+    per_frame = lambda c: c.reshape(1, 2, 3, 8, 8, -1)  # noqa: E731
+    assert torch.allclose(per_frame(cond).flip(2), per_frame(cond_r), atol=1e-5)
+
+
+def test_bf16_model_runs_with_tracks(batch):
+    x, t, cam, tracks = batch
+    model = _model(skip=True).to(torch.bfloat16)
+    _open(model)
+    out = model(x.bfloat16(), t, cam.bfloat16(), **tracks.model_inputs()).sample
+    assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()

@@ -196,3 +196,20 @@ def test_cuda_matches_cpu():
     cpu = render_clips(CFG, SEEDS[:1])
     gpu = render_clips(CFG, SEEDS[:1], device="cuda")
     assert (gpu.video.cpu() - cpu.video).abs().gt(1e-3).float().mean() < 1e-3
+
+
+def test_queries_jittered_to_the_last_pixel_edge_do_not_index_past_the_image(monkeypatch):
+    # x = W - 1 + (0.5 - 3e-8) is W - 0.5 in float32, and + 0.5 floors to W: the sampled pixel must stay W - 1
+    import mvtrack.scenes.tracks as tracks_module
+
+    original = tracks_module.sample_queries
+
+    def at_the_edge(instance, num_tracks, generators, view=None):
+        queries = original(instance, num_tracks, generators, view)
+        W = instance.shape[-1]
+        queries[:, :, 2] = torch.tensor(W - 1, dtype=torch.float32) + torch.tensor(0.49999997, dtype=torch.float32)
+        return queries
+
+    monkeypatch.setattr(tracks_module, "sample_queries", at_the_edge)
+    clip = render_clips(SynthConfig(views=1, frames=2, height=16, width=16, num_tracks=32), [clip_seed(0, 0)])
+    assert clip.tracks.shape == (1, 1, 2, 32, 2)

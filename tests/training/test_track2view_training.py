@@ -13,7 +13,8 @@ def _train(clip, tracks: PairedTracks, steps: int = 60) -> float:
     torch.manual_seed(0)
     # tiny, but wide enough (96 > 4*4*3) for a token to hold its patch's pixels
     model = MultiViewTransformer(dict(PRESETS["tiny"], attention_head_dim=48, ffn_dim=192), prediction_type="sample",
-                                 track_conditioner=dict(blocks=[0, 1], width=32, layers=1, heads=2, bands=3))
+                                 track_conditioner=dict(blocks=[0, 1], width=32, layers=1, heads=2, bands=3,
+                                                        skip=True))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     x0 = clip.video * 2 - 1
     camera = camera_condition(clip.w2c, clip.K, clip.size, clip.size)
@@ -49,3 +50,29 @@ def test_shuffled_tracks_train_worse_than_true_tracks():
     wrong = PairedTracks(shuffled, true.depth, visible, 0)
     loss_true, loss_wrong = _train(clip, true), _train(clip, wrong)
     assert loss_true < 0.8 * loss_wrong, (loss_true, loss_wrong)
+
+
+def test_trainer_gives_tracks_to_rerendering_samples_only_and_trains_the_conditioner_faster(tmp_path):
+    from pathlib import Path
+
+    from mvtrack.training import TrainConfig, Trainer
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "camera_only_tiny.yaml"
+    config = TrainConfig.from_yaml(tiny, [
+        f"output_dir={tmp_path}", "data.num_tracks=64", "data.query_view=0", "data.height=16", "data.width=16",
+        "data.frames=2", "track2view.conditioner={blocks: [0], width: 16, layers: 1, heads: 2, bands: 2}",
+        "track2view.dropout=0.0", "track2view.min_fraction=1.0", "track2view.lr_scale=10.0"])
+    trainer = Trainer(config)
+    lrs = sorted(group["initial_lr"] for group in trainer.optimizer.optimizer.param_groups)
+    assert lrs == [config.lr, config.lr * 10]
+    clip = trainer.batches.get(0)
+    observed = torch.zeros(clip.video.shape[:3], dtype=torch.bool)
+    observed[0, 0] = True  # sample 0 re-renders; sample 1 generates everything (joint): no tracks for it
+    paired = trainer.paired_tracks(clip, observed, torch.Generator().manual_seed(0))
+    truth = source_depth_tracks(clip)
+    assert paired.visible[0].sum() == truth.visible[0].sum() > 0  # all kept (min_fraction 1, no dropout)
+    assert not paired.visible[1].any()
+    order = torch.argsort(paired.tracks[0, 0, 0, :, 0] * 1000 + paired.tracks[0, 0, 0, :, 1])
+    assert torch.allclose(paired.tracks[0, 0, 0][order],  # the same tracks, shuffled
+                          truth.tracks[0, 0, 0][torch.argsort(truth.tracks[0, 0, 0, :, 0] * 1000 +
+                                                              truth.tracks[0, 0, 0, :, 1])])

@@ -24,10 +24,12 @@ def bilinear_sample(image: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"bilinear_sample: expected image (B, C, H, W) and xy (B, N, 2), got "
                          f"{tuple(image.shape)} and {tuple(xy.shape)}")
     H, W = image.shape[-2:]
-    # align_corners=True maps -1 and 1 to the centres of the first and last pixels: our convention
-    scale = xy.new_tensor([2.0 / max(W - 1, 1), 2.0 / max(H - 1, 1)])
-    grid = (xy * scale - 1).to(image.dtype)[:, :, None]  # (B, N, 1, 2)
-    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (B, C, N, 1)
+    # align_corners=True maps -1 and 1 to the centres of the first and last pixels: our convention. Positions and
+    # values in float32 at least (bf16 positions would be off by a fraction of a pixel at Wan's sizes).
+    dtype = torch.promote_types(image.dtype, torch.float32)
+    scale = xy.new_tensor([2.0 / max(W - 1, 1), 2.0 / max(H - 1, 1)]).to(dtype)
+    grid = (xy.to(dtype) * scale - 1)[:, :, None]  # (B, N, 1, 2)
+    out = F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (B, C, N, 1)
     return out[..., 0].transpose(1, 2)
 
 
@@ -52,6 +54,8 @@ def bilinear_splat(
         raise ValueError(f"bilinear_splat: expected xy {(B, N, 2)} and weight {(B, N)}, got "
                          f"{tuple(xy.shape)} and {tuple(weight.shape)}")
     H, W = size
+    dtype = torch.promote_types(values.dtype, torch.float32)  # sums and weights in float32 at least
+    values, xy = values.to(dtype), xy.to(dtype)
     x0, y0 = xy[..., 0].floor(), xy[..., 1].floor()
     fx, fy = xy[..., 0] - x0, xy[..., 1] - y0
     total = values.new_zeros(B, H * W, C + 1)

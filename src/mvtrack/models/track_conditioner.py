@@ -51,9 +51,11 @@ class TrackConditioner(nn.Module):
             ``x_0 + g * coverage * (splat - x_0)``, with ``splat`` the source frames carried along the tracks and
             ``g`` one learned gate per channel starting at 0. Where tracks land, the network then only has to
             correct the transported pixels instead of re-synthesising them through its 8x8-pixel tokens.
-        max_token_tracks: at most this many tracks, the first ones, go through the tokens path (the trainer
-            shuffles the tracks of every sample); the pixel path takes them all. Dense tracks cover pixels, while
-            the per-track transformer's cost grows with their number.
+        max_token_tracks: at most this many tracks, evenly strided through the given order, go through the
+            tokens path (the trainer also shuffles the tracks of every sample); the pixel path takes them all.
+            Dense tracks cover pixels, while the per-track transformer's cost grows with their number.
+        frame_positions: add fixed Fourier features of the frame index to each track's sequence. False: the
+            per-track transformer sees no frame order (the shipped ``mvtrack-S`` was trained so, see its card).
     """
 
     # Adam moves a parameter by about the learning rate per step, whatever its gradient's scale: a single gate
@@ -75,6 +77,7 @@ class TrackConditioner(nn.Module):
         pixels: bool = True,
         skip: bool = False,
         max_token_tracks: int | None = None,
+        frame_positions: bool = True,
     ):
         super().__init__()
         if not tokens and not pixels:
@@ -87,9 +90,8 @@ class TrackConditioner(nn.Module):
         self.use_tokens, self.use_pixels = tokens, pixels
         if skip and not pixels:
             raise ValueError("track_conditioner.skip: needs the pixels path")
-        self.max_token_tracks = max_token_tracks
+        self.max_token_tracks, self.frame_positions = max_token_tracks, frame_positions
         self.skip_gate = nn.Parameter(torch.zeros(in_channels)) if skip else None
-        self.warped: torch.Tensor | None = None  # the last pixel-path splat, (B, V, F, C + 1, h, w), for the skip
         if tokens:
             self.token_in = nn.Linear(dim, width)
             self.geometry_in = nn.Linear(5 * 2 * bands + 5, width)  # target xy, source xy, log-depth, raw and FF
@@ -124,8 +126,8 @@ class TrackConditioner(nn.Module):
         track_depth: torch.Tensor,
         track_visible: torch.Tensor,
         source: int = 0,
-    ) -> torch.Tensor:
-        """The condition of every token.
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The condition of every token, and the splat the geometric skip uses.
 
         Args:
             tokens: (B, V*F*h'*w', D) patch-embedded tokens (the source view's are clean: it is observed).
@@ -135,7 +137,8 @@ class TrackConditioner(nn.Module):
                 the source positions (visible = known there), the others the targets.
 
         Returns:
-            (B, V*F*h'*w', D).
+            condition (B, V*F*h'*w', D); splat (B, V, F, C + 1, h, w): the source frames carried to the target views
+            with a coverage channel (zero in the source view), None without the pixels path.
         """
         B, V, F, C, h, w = sample.shape
         _, ph, pw = self.patch_size
@@ -147,16 +150,16 @@ class TrackConditioner(nn.Module):
         dtype = tokens.dtype
         xy, depth, vis = track_xy.float(), track_depth.float(), track_visible
         targets = [v for v in range(V) if v != source]
-        self.warped = None
         condition = tokens.new_zeros(B, V, F, gh, gw, tokens.shape[-1]).float()
-
+        splat = None
         if self.use_pixels:
-            condition = condition + self._pixel_path(sample, xy, vis, source, targets)
+            pixels, splat = self._pixel_path(sample, xy, vis, source, targets)
+            condition = condition + pixels
         if self.use_tokens:
             condition = condition + self._token_path(tokens, *self._token_subset(xy, depth, vis), source, targets,
                                                      (h, w))
         condition = rearrange(condition, "b v f h w d -> b (v f h w) d")  # (B, L, D)
-        return self.mlp(condition.to(dtype))
+        return self.mlp(condition.to(self.mlp[1].weight.dtype)).to(dtype), splat
 
     def _token_coords(self, xy: torch.Tensor) -> torch.Tensor:
         """Pixel coordinates -> token-grid coordinates (token i's centre is pixel i * p + (p - 1) / 2)."""
@@ -167,16 +170,17 @@ class TrackConditioner(nn.Module):
         N = xy.shape[-2]
         if self.max_token_tracks is None or N <= self.max_token_tracks:
             return xy, depth, vis
-        k = self.max_token_tracks
-        return xy[..., :k, :], depth[..., :k], vis[..., :k]
+        keep = torch.linspace(0, N - 1, self.max_token_tracks, device=xy.device).round().long()  # spread over any order
+        return xy[..., keep, :], depth[..., keep], vis[..., keep]
 
-    def apply_skip(self, x0: torch.Tensor) -> torch.Tensor:
-        """The gated geometric skip on a clean-frame estimate ``x0 (B, V, F, C, h, w)`` (see ``skip``)."""
-        if self.skip_gate is None or self.warped is None:
+    def apply_skip(self, x0: torch.Tensor, splat: torch.Tensor | None, generated: torch.Tensor) -> torch.Tensor:
+        """The gated geometric skip (see ``skip``) on a clean-frame estimate ``x0 (B, V, F, C, h, w)``, with the
+        ``splat`` of this forward, on ``generated (B, V, F)`` frames only."""
+        if self.skip_gate is None or splat is None:
             return x0
-        warped, coverage = self.warped[:, :, :, :-1], self.warped[:, :, :, -1:]
-        gate = (self.skip_gate * self.skip_scale).view(1, 1, 1, -1, 1, 1)
-        return x0 + (gate * coverage * (warped - x0.float())).to(x0.dtype)
+        warped, coverage = splat[:, :, :, :-1], splat[:, :, :, -1:] * generated[..., None, None, None]
+        gate = (self.skip_gate.float() * self.skip_scale).view(1, 1, 1, -1, 1, 1)
+        return (x0.float() + gate * coverage * (warped - x0.float())).to(x0.dtype)
 
     def _token_path(self, tokens, xy, depth, vis, source, targets, size):
         B, V, F, N, _ = xy.shape
@@ -187,12 +191,13 @@ class TrackConditioner(nn.Module):
         #    linear, so it is applied before sampling (on F * h' * w' tokens rather than F * N samples; the bias
         #    after), and its transpose likewise after splatting: same result, a fraction of the work.
         source_tokens = rearrange(tokens, "b (v f h w) d -> b v f h w d", v=V, f=F, h=gh, w=gw)[:, source].float()
+        wdtype = self.token_in.weight.dtype
         source_tokens = nn.functional.linear(source_tokens, self.token_in.weight.float())  # (B, F, h', w', width)
         src_xy = self._token_coords(xy[:, source])  # (B, F, N, 2)
         sampled = bilinear_sample(rearrange(source_tokens, "b f h w c -> (b f) c h w"),
                                   rearrange(src_xy, "b f n c -> (b f) n c"))  # (B*F, N, width)
         content = torch.where(rearrange(known, "b f n -> (b f) n")[..., None], sampled + self.token_in.bias.float(),
-                              self.missing.float())  # (B*F, N, width)
+                              self.missing.float())  # (B*F, N, width), float32 until the modules
         content = rearrange(content, "(b f) n c -> b n f c", b=B)  # (B, N, F, width)
 
         # 2. Per target view: geometry features, the temporal transformer along each track, splat
@@ -200,8 +205,10 @@ class TrackConditioner(nn.Module):
         ref = depth[:, source].masked_fill(~known, float("nan")).flatten(1).nanmedian(-1).values  # (B,)
         ref = torch.nan_to_num(ref, nan=1.0).clamp_min(1e-6)[:, None, None]
         src_norm = xy[:, source] * scale - 1  # (B, F, N, 2)
-        frame_pos = fourier_features(torch.linspace(-1, 1, F, device=xy.device), 4)  # (F, 8)
-        frame_pos = nn.functional.pad(frame_pos, (0, self.width - frame_pos.shape[-1]))  # fixed, not learned
+        frame_pos = 0.0
+        if self.frame_positions:  # fixed, not learned: (F, 8) Fourier features of the frame index, zero-padded
+            frame_pos = fourier_features(torch.linspace(-1, 1, F, device=xy.device)[:, None], 4)
+            frame_pos = nn.functional.pad(frame_pos, (0, self.width - frame_pos.shape[-1]))  # (F, width)
         out = torch.zeros(B, V, F, self.width, gh, gw, device=xy.device)
         src_total = torch.zeros(B * F, self.width, gh, gw, device=xy.device)
         src_mass = torch.zeros(B * F, 1, gh, gw, device=xy.device)
@@ -210,12 +217,12 @@ class TrackConditioner(nn.Module):
             log_depth = torch.where(known, (depth[:, v].clamp_min(1e-6) / ref).log(), torch.zeros_like(ref))
             geo = torch.cat([tgt_norm, src_norm, log_depth[..., None]], -1)  # (B, F, N, 5)
             geo = torch.where(known[..., None], geo, torch.zeros_like(geo))
-            geo = self.geometry_in(torch.cat([geo, fourier_features(geo, self.bands)], -1))  # (B, F, N, width)
+            geo = self.geometry_in(torch.cat([geo, fourier_features(geo, self.bands)], -1).to(wdtype)).float()
             seq = content + rearrange(geo, "b f n c -> b n f c") + frame_pos  # (B, N, F, width)
             pad = rearrange(~known, "b f n -> (b n) f")
             pad = pad & ~pad.all(-1, keepdim=True)  # a track known nowhere attends freely; it is never splatted
-            hidden = self.temporal(rearrange(seq, "b n f c -> (b n) f c"), src_key_padding_mask=pad)
-            values = rearrange(hidden, "(b n) f c -> (b f) n c", b=B)  # (B*F, N, width)
+            hidden = self.temporal(rearrange(seq, "b n f c -> (b n) f c").to(wdtype), src_key_padding_mask=pad)
+            values = rearrange(hidden.float(), "(b n) f c -> (b f) n c", b=B)  # (B*F, N, width)
             tgt_xy = rearrange(self._token_coords(xy[:, v]), "b f n c -> (b f) n c")
             weight = rearrange(vis[:, v] & known, "b f n -> (b f) n").float()
             total, mass = bilinear_splat(values, tgt_xy, weight, (gh, gw))
@@ -226,7 +233,8 @@ class TrackConditioner(nn.Module):
         out[:, source] = rearrange(src_total / src_mass.clamp_min(1e-6), "(b f) d h w -> b f d h w", b=B)
         reached = out.abs().sum(3, keepdim=True) > 0  # tokens some track splatted onto; the others stay exactly 0
         out = rearrange(out, "b v f c h w -> b v f h w c")
-        return torch.where(rearrange(reached, "b v f c h w -> b v f h w c"), self.token_out(out), 0.0)  # (.., D)
+        projected = self.token_out(out.to(wdtype)).float()  # (B, V, F, h', w', D)
+        return torch.where(rearrange(reached, "b v f c h w -> b v f h w c"), projected, 0.0)
 
     def _pixel_path(self, sample, xy, vis, source, targets):
         B, V, F, C, h, w = sample.shape
@@ -239,8 +247,7 @@ class TrackConditioner(nn.Module):
             total, mass = bilinear_splat(values, rearrange(xy[:, v], "b f n c -> (b f) n c"), weight, (h, w))
             image = torch.cat([total / mass.clamp_min(1e-6), mass.clamp(max=1.0)], 1)  # (B*F, C+1, h, w)
             warped[:, v] = rearrange(image, "(b f) c h w -> b f c h w", b=B)
-        self.warped = warped
         embedded = self.pixel_embedding(rearrange(warped, "b v f c h w -> b c (v f) h w").to(
             self.pixel_embedding.weight.dtype))  # (B, D, V*F, h', w')
         embedded[:, :, source * F : (source + 1) * F] = 0  # the source view is given as it is
-        return rearrange(embedded.float(), "b d (v f) h w -> b v f h w d", v=V)
+        return rearrange(embedded.float(), "b d (v f) h w -> b v f h w d", v=V), warped

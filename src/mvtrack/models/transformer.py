@@ -174,9 +174,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         x = wan.patch_embedding(x)  # (B, D, V*F, h', w')
         x = rearrange(x, "b d f h w -> b (f h w) d").contiguous()  # (B, L, D)
         cam = self.camera_encoder(rearrange(camera.to(x.dtype), "b v f c h w -> b c (v f) h w"))  # (B, L, D)
-        tracks = None
-        if self.conditioner is not None and track_xy is not None:
-            tracks = self.conditioner(x, sample, track_xy, track_depth, track_visible, track_source)  # (B, L, D)
+        tracks = splat = None
+        if self.conditioner is not None and track_xy is not None:  # condition (B, L, D), splat (B, V, F, C+1, h, w)
+            tracks, splat = self.conditioner(x, sample, track_xy, track_depth, track_visible, track_source)
 
         # 2. Timestep (per view and frame, broadcast to its tokens) and context embeddings
         if encoder_hidden_states is None:
@@ -208,15 +208,15 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         out = rearrange(
             x, "b (v f h w) (ph pw c) -> b v f c (h ph) (w pw)", v=V, f=F, h=h // ph, w=w // pw, ph=ph, pw=pw
         )
-        skip = tracks is not None and self.conditioner.skip_gate is not None
+        skip = splat is not None and self.conditioner.skip_gate is not None
         if self.config.prediction_type == "sample":  # x_0 -> velocity, in float32
-            if skip:  # Track2View's gated geometric skip acts on the clean-frame estimate
-                out = self.conditioner.apply_skip(out)
+            if skip:  # Track2View's gated geometric skip acts on the clean-frame estimate of generated frames
+                out = self.conditioner.apply_skip(out, splat, timestep > 0)
             sigma = (timestep.float() / 1000).clamp_min(self.config.min_sigma)[..., None, None, None]
             out = ((sample.float() - out.float()) / sigma).to(sample.dtype)
         elif skip:  # velocity -> x_0 = x_t - sigma v, skip, back; frames at sigma 0 are observed and unchanged
             sigma = (timestep.float() / 1000)[..., None, None, None]
-            x0 = self.conditioner.apply_skip(sample.float() - sigma * out.float())
+            x0 = self.conditioner.apply_skip(sample.float() - sigma * out.float(), splat, timestep > 0)
             out = torch.where(sigma > 0, (sample.float() - x0) / sigma.clamp_min(1e-6), out.float()).to(sample.dtype)
         if not return_dict:
             return (out,)

@@ -163,6 +163,9 @@ class MultiViewPipeline(DiffusionPipeline):
         if tracks is not None and tracks.tracks.shape[:3] != (B, V, T):
             raise ValueError(f"tracks: expected paired tracks of {(B, V, T)} views and frames, got "
                              f"{tuple(tracks.tracks.shape[:3])}")
+        if tracks is not None and not observed[:, tracks.source].all():
+            raise ValueError(f"tracks: the source view {tracks.source} must be observed in every frame (tracks carry "
+                             "its content to the other views; a Track2View model is trained for re-rendering)")
         device, dtype, codec = self._execution_device, self.transformer.dtype, self.codec
 
         # 1. Cameras -> Plücker rays at the model's resolution, one per model frame

@@ -156,6 +156,9 @@ def reference_prediction(method: str, clip: MultiViewClip, view: int, seed: int 
     elif method == "copy_source":  # in joint splits too: every view a copy of the true view 0
         pred = copy_source(video[0])
     elif method == "source_depth_splat":  # the tracks a Track2View model is given, splatted with no learning
+        if view == 0:
+            raise ValueError("source_depth_splat: a re-rendering reference (view 0 is its source); not for joint "
+                             "or image-to-video splits")
         paired = source_depth_tracks(clip)
         pred = track_splat(video[0], paired.tracks[0, 0].numpy(), paired.tracks[0, view].numpy(),
                            (paired.visible[0, 0] & paired.visible[0, view]).numpy())

@@ -14,7 +14,7 @@ under ``skipped``; the rest is scored.
 
 Modes: ``rerender`` (view 0 is the observed source; pair metrics compare each generated view with it) and
 ``joint`` (every view, view 0 included, is generated: ``PRED/<clip>/view_0.mp4`` too; pair metrics compare every
-pair of generated views, as CVD's protocol).
+pair of generated views, as CVD's protocol, plus cross-view track consistency where annotations have tracks).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from mvtrack.evaluation import (
     warp_psnr,
 )
 from mvtrack.evaluation.colmap import CHECKS, estimate_trajectory
+from mvtrack.evaluation.cross_view import cross_view_track_consistency
 from mvtrack.evaluation.epipolar import epipolar_scores
 from mvtrack.evaluation.matching import Matcher, get_matcher, match_videos, pose_errors, rotation_only_steps
 from mvtrack.geometry import read_re10k
@@ -49,6 +50,8 @@ VIEW_FILE = re.compile(r"^view_(\d+)\.mp4$")
 MODES = ("rerender", "joint")
 EPIPOLAR_KEYS = {"median_px": "epi_median_px", "frac_1px": "epi_1px", "frac_2px": "epi_2px", "frac_4px": "epi_4px",
                  "matches": "epi_matches"}
+XTRACK_KEYS = {"median_px": "xtrack_median_px", "frac_1px": "xtrack_1px", "frac_2px": "xtrack_2px",
+               "frac_4px": "xtrack_4px", "tracked": "xtrack_tracked", "points": "xtrack_points"}
 ANNOTATION_FIELDS = {"depth": 4, "tracks": 4, "visible": 3}
 
 
@@ -81,6 +84,7 @@ class ViewRecord:
     partner: int | None = None  # the view the pair metrics compare with (0: the source; joint mode: any)
     rotation_only: int = 0  # pose_errors entries scored by rotation alone (the requested translation is zero)
     epipolar_failure: str | None = None
+    xtrack_failure: str | None = None  # why cross-view track consistency gave NaN (joint mode, with tracks)
 
 
 @dataclass
@@ -248,6 +252,17 @@ def _pair_scores(rec: ViewRecord, video_a, cams_a, video_b, cams_b, matcher: Mat
     rec.epipolar_failure = epi.get("reason")
 
 
+def _xtrack_scores(rec: ViewRecord, a: int, loaded_a, loaded_b, annotations) -> None:
+    """Cross-view track consistency of generated views ``a`` and ``rec.view`` into ``rec`` (joint mode)."""
+    b = rec.view
+    (video_a, (w2c_a, K_a)), (video_b, (w2c_b, K_b)) = loaded_a, loaded_b
+    tracks, visible = annotations["tracks"], annotations["visible"].astype(bool)
+    xt = cross_view_track_consistency(video_a, video_b, tracks[a], visible[a], tracks[b], visible[b],
+                                      w2c_a, K_a, w2c_b, K_b)
+    rec.metrics.update({XTRACK_KEYS[k]: float(xt[k]) for k in XTRACK_KEYS})
+    rec.xtrack_failure = xt.get("reason")
+
+
 def evaluate_clip(
     clip_dir: Path, pred_dir: Path, settings: EvalSettings, matcher: Matcher | None
 ) -> tuple[list[ViewRecord], list[dict], dict]:
@@ -294,6 +309,8 @@ def evaluate_clip(
             rec = ViewRecord(name, b, partner=a)
             try:
                 _pair_scores(rec, loaded[a][0], loaded[a][1], loaded[b][0], loaded[b][1], matcher)
+                if settings.tracks and "tracks" in annotations:
+                    _xtrack_scores(rec, a, loaded[a], loaded[b], annotations)
             except Exception as e:
                 skipped.append({"clip": name, "view": b, "reason": f"pair ({a}, {b}): scoring failed "
                                                                     f"({type(e).__name__}: {e})"})
@@ -335,6 +352,9 @@ def summarize(records: list[ViewRecord], skipped: list[dict], settings: EvalSett
     epi_failed = [r.epipolar_failure for r in records if r.epipolar_failure]
     if epi_failed:
         summary["epipolar_failures"] = {"failed": len(epi_failed), "reasons": sorted(set(epi_failed))}
+    xt_failed = [r.xtrack_failure for r in records if r.xtrack_failure]
+    if xt_failed:
+        summary["xtrack_failures"] = {"failed": len(xt_failed), "reasons": sorted(set(xt_failed))}
     return summary
 
 

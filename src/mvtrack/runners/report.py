@@ -19,12 +19,14 @@ from mvtrack.viz import tile_views, track_colors, upscale_frames, write_mp4
 from .evaluate import Artifacts, EvalResult
 
 # Column order of the per-view table and of summaries; higher is better unless listed in LOWER_IS_BETTER.
-METRIC_ORDER = ("psnr", "ssim", "warp_psnr", "epi_median_px", "epi_1px", "epi_4px", "mat_pix", "AJ", "delta_avg",
+METRIC_ORDER = ("psnr", "ssim", "warp_psnr", "epi_median_px", "epi_1px", "epi_4px", "xtrack_median_px",
+                "xtrack_1px", "xtrack_4px", "xtrack_tracked", "mat_pix", "AJ", "delta_avg",
                 "OA", "track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "cam_sens_ratio",
                 "cam_psnr_gain", "flicker")
-HIDDEN = {"epi_2px", "epi_matches"}  # in results.json, not in the tables
+HIDDEN = {"epi_2px", "epi_matches", "xtrack_2px", "xtrack_points"}  # in results.json, not in the tables
 SUMS = {"RotErr", "TransErr", "CamMC"}  # tables show the per-frame means; JSON keeps both
-LOWER_IS_BETTER = {"track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "epi_median_px"}
+LOWER_IS_BETTER = {"track_epe", "mRotErr", "mTransErr", "mCamMC", "RotErr", "TransErr", "CamMC", "epi_median_px",
+                   "xtrack_median_px"}
 MAX_SIDE = 768  # report images and side-by-side clips are thumbnails: their long side is at most this
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1400px; }

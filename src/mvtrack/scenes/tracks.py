@@ -90,7 +90,10 @@ def sample_tracks(
     tracks3d, track_instance = lift_queries(scene, queries)
     barange = torch.arange(scene.batch_size, device=queries.device)[:, None]
     q = queries.long()
-    centre = (queries[..., 2:] + 0.5).floor()  # jitter is in [-0.5, 0.5): this is the sampled pixel
+    # jitter is in [-0.5, 0.5): this is the sampled pixel (clamped: x + jitter + 0.5 can round up to W in float32)
+    H, W = instance.shape[-2:]
+    centre = (queries[..., 2:] + 0.5).floor()
+    centre = torch.stack([centre[..., 0].clamp(0, W - 1), centre[..., 1].clamp(0, H - 1)], -1)
     wanted = instance[barange, q[..., 0], q[..., 1], centre[..., 1].long(), centre[..., 0].long()] >= 2
     moved = wanted != (track_instance >= 2)
     if moved.any():

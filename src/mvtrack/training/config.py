@@ -66,6 +66,8 @@ class Track2ViewConfig:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"track2view.{name}: expected a number in [0, 1], got {value!r}")
+        if not isinstance(self.lr_scale, (int, float)) or not self.lr_scale > 0:
+            raise ValueError(f"track2view.lr_scale: expected a number > 0, got {self.lr_scale!r}")
 
 
 @dataclass
