@@ -45,7 +45,8 @@ def main() -> None:
         d.mkdir(parents=True, exist_ok=True)
         frames, w2c, K = render_photo_scene(motion, frames=args.frames, size=256)
         write_mp4(d / "source.mp4", frames)
-        write_re10k(d / "source.txt", torch.from_numpy(w2c), torch.from_numpy(np.repeat(K[None], len(w2c), 0)), 256, 256)
+        Ks = torch.from_numpy(np.repeat(K[None], len(w2c), 0))
+        write_re10k(d / "source.txt", torch.from_numpy(w2c), Ks, 256, 256)
         outs = {}
         for name, target in (("own", str(d / "source.txt")), ("static", "static"), ("orbit", "orbit:15")):
             cmd = [sys.executable, "-m", "mvtrack", "generate", "--video", str(d / "source.mp4"), "--cameras",
@@ -74,7 +75,8 @@ def main() -> None:
           "source | orbit:15 change / static error |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['motion']} | {r['tracks']} | {r['own_psnr']:.2f} | {r['static_psnr']:.2f} | {r['orbit_ratio']:.2f} |")
+        print(f"| {r['motion']} | {r['tracks']} | {r['own_psnr']:.2f} | {r['static_psnr']:.2f} | "
+              f"{r['orbit_ratio']:.2f} |")
     image = (np.concatenate(sheet, 1) * 255).round().astype(np.uint8)
     image = cv2.resize(image, (image.shape[1] * 3, image.shape[0] * 3), interpolation=cv2.INTER_NEAREST)
     cv2.imwrite(str(args.out / "contact_sheet.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

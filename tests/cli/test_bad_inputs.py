@@ -348,7 +348,9 @@ def test_nan_loss_stops_training_naming_the_step_and_last_checkpoint(tmp_path, m
 # --------------------------------------------------------------------------------------------------------------
 # Properties: geometry and readers either accept an input or raise one ValueError; never anything else.
 
-FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI runs the same examples every time (a property that fails does so reproducibly)
+FAST = settings(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 finite = st.floats(-1e3, 1e3, allow_nan=False)
 anyfloat = st.one_of(finite, st.sampled_from([0.0, -0.0, float("nan"), float("inf"), -float("inf"), 1e-30]))
 
@@ -362,8 +364,8 @@ def _rotation(ax, ay, az):
 @given(pos=st.tuples(finite, finite, finite), f=anyfloat, c=anyfloat, size=st.tuples(st.integers(-1, 40),
        st.integers(-1, 40)), flip=st.booleans(), url=st.text(max_size=6), data=st.data())
 def test_write_re10k_never_writes_what_read_re10k_rejects(tmp_path, pos, f, c, size, flip, url, data):
-    if math.hypot(*pos) < 1e-3 or math.hypot(pos[0], pos[1]) < 1e-6:
-        pos = (1.0, 2.0, 3.0)
+    if math.hypot(*pos) < 1e-3 or math.hypot(pos[0], pos[1]) < 1e-3 * max(1.0, abs(pos[2])):
+        pos = (1.0, 2.0, 3.0)  # look_at needs a view direction not parallel to its up vector (y)
     c2w = _rotation(*pos)[0]
     if flip:
         c2w[:3, 2] *= -1
@@ -410,7 +412,7 @@ def sample():
     return encode_clip(_clip(size=8).unbatch()[0])
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(["video.npy", "w2c.npy", "tracks.npy", "json"]), pos=st.integers(0, 400),
        junk=st.binary(min_size=1, max_size=16), cut=st.booleans())
 def test_decode_clip_raises_only_shard_errors(sample, field, pos, junk, cut):
@@ -424,7 +426,7 @@ def test_decode_clip_raises_only_shard_errors(sample, field, pos, junk, cut):
     assert clip.video.shape[-2:] == (8, 8)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cut=st.integers(0, 20000), flip=st.integers(0, 20000))
 def test_iter_shard_never_raises_on_damaged_tars(tmp_path, sample, cut, flip):
     path = tmp_path / "shard.tar"
@@ -438,7 +440,7 @@ def test_iter_shard_never_raises_on_damaged_tars(tmp_path, sample, cut, flip):
     assert stats.clips == len(clips) <= 2
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(key=st.sampled_from(["lr", "data", "data.seed", "data.frames", "max_steps", "flow_shift", "tasks",
                             "tracking.layers", "checkpoint_every", "ema_decay", "data.frames.x", "tracking"]),
        value=st.one_of(st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=5), st.booleans(),

@@ -10,7 +10,8 @@ CONDITIONER = dict(blocks=[0, 1], width=32, layers=1, heads=2, bands=3)
 
 @pytest.fixture(scope="module")
 def batch():
-    clip = render_clips(SynthConfig(views=2, frames=3, height=32, width=32, num_tracks=256, query_view=0), [clip_seed(1, 0)])
+    config = SynthConfig(views=2, frames=3, height=32, width=32, num_tracks=256, query_view=0)
+    clip = render_clips(config, [clip_seed(1, 0)])
     x = clip.video * 2 - 1
     camera = camera_condition(clip.w2c, clip.K, (32, 32), (32, 32))
     timestep = torch.full((1, 2, 3), 700.0)
@@ -84,7 +85,8 @@ def test_save_and_reload_keeps_the_conditioner(batch, tmp_path):
     model.save_pretrained(tmp_path / "m")
     again = MultiViewTransformer.from_pretrained(tmp_path / "m")
     assert again.conditioner is not None
-    assert torch.equal(again(x, t, cam, **tracks.model_inputs()).sample, model(x, t, cam, **tracks.model_inputs()).sample)
+    inputs = tracks.model_inputs()
+    assert torch.equal(again(x, t, cam, **inputs).sample, model(x, t, cam, **inputs).sample)
 
 
 def test_bad_conditioner_settings_and_track_shapes_are_named(batch):

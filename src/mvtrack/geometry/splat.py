@@ -29,7 +29,7 @@ def bilinear_sample(image: torch.Tensor, xy: torch.Tensor) -> torch.Tensor:
     dtype = torch.promote_types(image.dtype, torch.float32)
     scale = xy.new_tensor([2.0 / max(W - 1, 1), 2.0 / max(H - 1, 1)]).to(dtype)
     grid = (xy.to(dtype) * scale - 1)[:, :, None]  # (B, N, 1, 2)
-    out = F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (B, C, N, 1)
+    out = F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="zeros", align_corners=True)  # (B,C,N,1)
     return out[..., 0].transpose(1, 2)
 
 

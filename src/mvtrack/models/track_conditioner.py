@@ -144,7 +144,8 @@ class TrackConditioner(nn.Module):
         _, ph, pw = self.patch_size
         gh, gw = h // ph, w // pw
         N = track_xy.shape[-2]
-        if track_xy.shape != (B, V, F, N, 2) or track_depth.shape != (B, V, F, N) or track_visible.shape != (B, V, F, N):
+        shape = (B, V, F, N)
+        if track_xy.shape != (*shape, 2) or track_depth.shape != shape or track_visible.shape != shape:
             raise ValueError(f"tracks: expected xy {(B, V, F, N, 2)}, depth and visible {(B, V, F, N)}, got "
                              f"{tuple(track_xy.shape)}, {tuple(track_depth.shape)}, {tuple(track_visible.shape)}")
         dtype = tokens.dtype
