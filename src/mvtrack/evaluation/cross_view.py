@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .epipolar import THRESHOLDS_PX, _baseline_steps, fundamental_matrices, sampson_distance
+from .epipolar import THRESHOLDS_PX, _baseline_steps, _camera_pair, fundamental_matrices, sampson_distance
 from .optical_flow import flow_tracks
 
 
@@ -136,10 +136,7 @@ def cross_view_track_consistency(
     if va.ndim != 4 or va.shape[-1] != 3 or vb.shape != va.shape:
         raise ValueError(f"video_a, video_b: expected two (T, H, W, 3) arrays, got {va.shape} and {vb.shape}")
     T = len(va)
-    cams = [np.asarray(x, np.float64) for x in (w2c_a, K_a, w2c_b, K_b)]
-    for name, x, shape in zip(("w2c_a", "K_a", "w2c_b", "K_b"), cams, ((4, 4), (3, 3), (4, 4), (3, 3))):
-        if x.shape != (T, *shape):
-            raise ValueError(f"{name}: expected {(T, *shape)}, got {x.shape}")
+    cams = _camera_pair(w2c_a, K_a, w2c_b, K_b, T)
     ta, tb = np.asarray(gt_tracks_a, np.float64), np.asarray(gt_tracks_b, np.float64)
     if ta.ndim != 3 or ta.shape[0] != T or ta.shape[2] != 2 or tb.shape != ta.shape:
         raise ValueError(f"gt_tracks_a, gt_tracks_b: expected two ({T}, N, 2) arrays, got {ta.shape} and {tb.shape}")

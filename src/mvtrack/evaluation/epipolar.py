@@ -59,6 +59,15 @@ def _uint8_frames(frames: np.ndarray) -> np.ndarray:
     return (np.clip(np.moveaxis(frames, 1, -1), 0, 1) * 255).round().astype(np.uint8)
 
 
+def _camera_pair(w2c_a, K_a, w2c_b, K_b, T: int) -> list[np.ndarray]:
+    """The two views' cameras as float64 arrays, each checked to be (T, 4, 4) or (T, 3, 3)."""
+    cams = [np.asarray(x, np.float64) for x in (w2c_a, K_a, w2c_b, K_b)]
+    for name, x, shape in zip(("w2c_a", "K_a", "w2c_b", "K_b"), cams, ((4, 4), (3, 3), (4, 4), (3, 3))):
+        if x.shape != (T, *shape):
+            raise ValueError(f"{name}: expected {(T, *shape)}, got {x.shape}")
+    return cams
+
+
 def _baseline_steps(cams: list[np.ndarray], min_baseline: float) -> np.ndarray:
     """Indices of the time steps whose two camera centres are more than ``min_baseline`` apart."""
     w2c_a, _, w2c_b, _ = cams
@@ -105,13 +114,10 @@ def epipolar_consistency(
         ``matches`` is 0 and ``reason`` says why.
     """
     fa, fb = np.asarray(frames_a, np.float64), np.asarray(frames_b, np.float64)
-    cams = [np.asarray(x, np.float64) for x in (w2c_a, K_a, w2c_b, K_b)]
     if fa.ndim != 4 or fa.shape[1] != 3 or fb.shape != fa.shape:
         raise ValueError(f"frames_a, frames_b: expected two (T, 3, H, W) arrays, got {fa.shape} and {fb.shape}")
     T = len(fa)
-    for name, x, shape in zip(("w2c_a", "K_a", "w2c_b", "K_b"), cams, ((4, 4), (3, 3), (4, 4), (3, 3))):
-        if x.shape != (T, *shape):
-            raise ValueError(f"{name}: expected {(T, *shape)}, got {x.shape}")
+    cams = _camera_pair(w2c_a, K_a, w2c_b, K_b, T)
     if T == 0 or fa.shape[2] == 0 or fa.shape[3] == 0:
         return _failure("no frames")
     if not (np.isfinite(fa).all() and np.isfinite(fb).all()):

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 import yaml
 
-from mvtrack.data import MultiViewClip, source_depth_tracks
-from mvtrack.evaluation import copy_source, depth_warp, track_splat
+from mvtrack.data import MultiViewClip
+from mvtrack.evaluation import copy_source, depth_warp
 from mvtrack.geometry import write_re10k
-from mvtrack.runners.rerender import rerender_clip
+from mvtrack.runners.rerender import rerender_clip, source_depth_splat
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import to_uint8_frames, write_mp4
 
@@ -159,9 +159,7 @@ def reference_prediction(method: str, clip: MultiViewClip, view: int, seed: int 
         if view == 0:
             raise ValueError("source_depth_splat: a re-rendering reference (view 0 is its source); not for joint "
                              "or image-to-video splits")
-        paired = source_depth_tracks(clip)
-        pred = track_splat(video[0], paired.tracks[0, 0].numpy(), paired.tracks[0, view].numpy(),
-                           (paired.visible[0, 0] & paired.visible[0, view]).numpy())
+        pred = source_depth_splat(clip, view)
     elif method == "depth_warp":
         d, w, K = (x[0].double().numpy() for x in (clip.depth, clip.w2c, clip.K))
         pred = depth_warp(video[0], d[view], w[0], K[0], w[view], K[view])

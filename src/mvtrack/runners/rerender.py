@@ -62,6 +62,14 @@ def rerender_clip(
                 tracks=tracks).video.cpu()
 
 
+def source_depth_splat(clip, view: int) -> np.ndarray:
+    """The ``source_depth_splat`` reference for view ``view`` of a single-clip batch: view 0 forward-splatted along
+    the mode-(b) paired tracks a Track2View model is given (``evaluation.track_splat``). (T, 3, H, W) float32."""
+    paired = source_depth_tracks(clip)
+    return track_splat(clip.video[0, 0].numpy(), paired.tracks[0, 0].numpy(), paired.tracks[0, view].numpy(),
+                       (paired.visible[0, 0] & paired.visible[0, view]).numpy())
+
+
 def rerender_heldout(
     pipe: MultiViewPipeline,
     settings: RerenderSettings,
@@ -97,17 +105,13 @@ def rerender_heldout(
         for b, i in enumerate(ids):
             video, depth, w2c, K = (x[b].double().numpy() for x in (clip.video, clip.depth, clip.w2c, clip.K))
             source = video[0]
-            paired = source_depth_tracks(collate([clip[b]]))  # the tracks a Track2View model is given
             record = {"index": i, "seed": clip.meta[b]["seed"], "views": []}
             panels = []
             for v in range(1, s.views):
                 preds = {
                     "model": generated[b, v].double().numpy(),
                     "copy_source": copy_source(source),
-                    "source_depth_splat": track_splat(
-                        source, paired.tracks[0, 0].numpy(), paired.tracks[0, v].numpy(),
-                        (paired.visible[0, 0] & paired.visible[0, v]).numpy()
-                    ),
+                    "source_depth_splat": source_depth_splat(collate([clip[b]]), v),
                     "depth_warp": depth_warp(source, depth[v], w2c[0], K[0], w2c[v], K[v]),
                 }
                 record["views"].append({m: view_scores(p, video[v]) for m, p in preds.items()})
