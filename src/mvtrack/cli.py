@@ -200,7 +200,11 @@ def train(
 
     cfg = TrainConfig.from_yaml(config, set_)
     check_output_dir(cfg.output_dir, "output_dir")
-    metrics = Trainer(cfg, resume=resume).train()
+    trainer = Trainer(cfg, resume=resume)
+    try:
+        metrics = trainer.train()
+    finally:
+        trainer.accelerator.end_training()  # join gloo/NCCL threads before exit (else ranks can abort at exit)
     console.print(f"done: {metrics}; weights (EMA) in {Path(cfg.output_dir) / 'final'}")
 
 

@@ -144,6 +144,7 @@ def test_two_processes_on_gloo(tmp_path):
         "gathered = acc.gather(flat[None])\n"
         "if acc.is_main_process:\n"
         "    print('WORLD', acc.num_processes, acc.state.backend, float((gathered[0] - gathered[1]).abs().max()))\n"
+        "acc.end_training()\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
