@@ -4,6 +4,7 @@ from .clip import MultiViewClip, collate
 from .datasets import ShardDataset
 from .paired import PairedTracks, lift_tracks, oracle_tracks, paired_tracks, source_depth_tracks
 from .pairs import PAIR_KINDS, TrackPairs, sample_pairs
+from .pseudo_views import homography_pseudo_views, monocular_clip, pseudo_homographies, smooth_rotations
 from .real_tracks import (
     RealTracks, load_depth, load_tracks3d, reverse_and_concatenate, source_tracks, split_concatenated_tracks,
     video_tracks,
@@ -15,4 +16,5 @@ __all__ = [
     "source_depth_tracks", "RealTracks", "load_depth", "load_tracks3d", "reverse_and_concatenate", "source_tracks",
     "split_concatenated_tracks", "video_tracks", "PAIR_KINDS", "TrackPairs", "sample_pairs", "ReadStats",
     "ShardError", "ShardWriter", "decode_clip", "encode_clip", "iter_shard", "list_shards", "write_shards",
+    "homography_pseudo_views", "monocular_clip", "pseudo_homographies", "smooth_rotations",
 ]

@@ -17,6 +17,8 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .camera import CameraEncoder
+from .epipolar import EpipolarAttnProcessor, EpipolarCrossViewAttention, EpipolarMask, build_epipolar_mask
+from .epipolar import check_epipolar_config
 from .refiner import RefinerFeedback
 from .track_conditioner import TrackConditioner
 
@@ -49,6 +51,10 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         track_conditioner: Track2View: keyword arguments of ``TrackConditioner`` (``blocks``, ``width``, ``tokens``,
             ``pixels``, ...); None (default) for none. With it, ``forward`` takes paired tracks; without tracks
             the model runs as camera-only.
+        epipolar: CVD: keyword arguments of the epipolar cross-view attention (``mode`` module | processor, ``blocks``
+            (default: every other block), ``band`` in tokens, ``decay`` (None: hard band), ``cross_frames``,
+            ``coincident``, ``backend``; see ``mvtrack.models.epipolar``); None (default) for none. With it,
+            ``forward`` takes an ``EpipolarMask`` from ``epipolar_mask``; without one the model runs as camera-only.
     """
 
     _supports_gradient_checkpointing = True
@@ -65,6 +71,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         min_sigma: float = 0.05,
         refiner_block: int | None = None,
         track_conditioner: dict | None = None,
+        epipolar: dict | None = None,
     ):
         super().__init__()
         if prediction_type not in ("velocity", "sample"):
@@ -82,6 +89,53 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.refiner = RefinerFeedback(dim) if refiner_block is not None else None
         self.refined: torch.Tensor | None = None
         self.conditioner = self._build_track_conditioner(track_conditioner) if track_conditioner else None
+        self.cross_view = None  # CVD's cross-view attention modules (module mode), by block index (not `epipolar`: a
+        # submodule named like a config key is shadowed by diffusers' config lookup)
+        self._epipolar_config = self._build_epipolar(epipolar) if epipolar else None
+
+    def _build_epipolar(self, kwargs: dict) -> dict:
+        wan = self.wan.config
+        cfg = check_epipolar_config(dict(kwargs), wan.num_layers)
+        dim = wan.num_attention_heads * wan.attention_head_dim
+        if cfg["mode"] == "module":
+            self.cross_view = nn.ModuleDict(
+                {str(b): EpipolarCrossViewAttention(dim, wan.num_attention_heads) for b in cfg["blocks"]}
+            )
+        else:
+            for b in cfg["blocks"]:
+                self.wan.blocks[b].attn1.set_processor(EpipolarAttnProcessor())
+        return cfg
+
+    def add_epipolar(self, **kwargs) -> None:
+        """Give a model built without it CVD's epipolar attention (module mode starts as a no-op), e.g. to fine-tune
+        a camera-only checkpoint."""
+        if self._epipolar_config is not None:
+            raise ValueError("epipolar: the model already has epipolar attention")
+        self._epipolar_config = self._build_epipolar(kwargs)
+        if self.cross_view is not None:
+            self.cross_view.to(device=self.device, dtype=self.dtype)
+        self.register_to_config(epipolar=dict(kwargs))
+
+    def epipolar_mask(
+        self, w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], sample_size: tuple[int, int]
+    ) -> EpipolarMask | None:
+        """The epipolar masks of one camera set, built once and passed as ``forward``'s ``epipolar`` at every step
+        (None for a model without epipolar attention).
+
+        Args:
+            w2c: (B, V, F, 4, 4) of each model frame; K: (B, V, F, 3, 3) pixel intrinsics of a ``size = (H, W)``
+                image; sample_size: (h, w) of the model's input (pixels or latents), which sets the token grid.
+        """
+        cfg = self._epipolar_config
+        if cfg is None:
+            return None
+        _, ph, pw = self.patch_size
+        backend = cfg["backend"] if cfg["backend"] != "auto" else ("flex" if w2c.is_cuda else "sdpa")
+        return build_epipolar_mask(
+            w2c, K, size, (sample_size[0] // ph, sample_size[1] // pw), band=float(cfg["band"]),
+            decay=None if cfg["decay"] is None else float(cfg["decay"]), joint=cfg["mode"] == "processor",
+            cross_frames=bool(cfg["cross_frames"]), coincident=cfg["coincident"], backend=backend, dtype=self.dtype,
+        )
 
     def _build_track_conditioner(self, kwargs: dict) -> TrackConditioner:
         wan = self.wan.config
@@ -140,6 +194,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         track_depth: torch.Tensor | None = None,
         track_visible: torch.Tensor | None = None,
         track_source: int = 0,
+        epipolar: EpipolarMask | None = None,
         return_dict: bool = True,
     ) -> MultiViewTransformerOutput | tuple:
         """Predict the flow velocity of every frame of every view.
@@ -153,6 +208,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
                 ``mvtrack.data.PairedTracks``): (B, V, F, N, 2) positions at the sample's resolution, (B, V, F, N)
                 depths and visibility; view ``track_source`` holds the source positions. Ignored without a
                 conditioner; without tracks the conditioner is skipped (camera-only behaviour).
+            epipolar: the ``epipolar_mask`` of these cameras, for a model with epipolar attention (ignored by
+                others); without it the cross-view modules are skipped and masked layers attend fully.
 
         Returns:
             ``MultiViewTransformerOutput`` with sample (B, V, F, C, h, w).
@@ -187,7 +244,16 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         temb = repeat(temb, "b f d -> b (f n) d", n=tokens_per_frame)  # (B, L, D)
         timestep_proj = repeat(timestep_proj, "b f (k d) -> b (f n) k d", n=tokens_per_frame, k=6)  # (B, L, 6, D)
 
-        # 3. Transformer blocks, each preceded by its zero-initialised camera projection
+        # 3. Transformer blocks, each preceded by its zero-initialised camera projection (and CVD's cross-view
+        # attention after chosen blocks, or its mask inside them)
+        cvd = self._epipolar_config
+        if cvd is not None:
+            if epipolar is not None and (epipolar.views, epipolar.frames, epipolar.tokens) != (V, F, tokens_per_frame):
+                raise ValueError(f"epipolar: a mask for {epipolar.views} views, {epipolar.frames} frames and "
+                                 f"{epipolar.tokens} tokens per frame, not {V}, {F}, {tokens_per_frame}")
+            if self.cross_view is None:  # processor mode; kept until the next forward (checkpointing recomputes)
+                for b in cvd["blocks"]:
+                    wan.blocks[b].attn1.processor.mask = epipolar
         for i, (block, proj) in enumerate(zip(wan.blocks, self.camera_encoder.block_proj)):
             x = x + proj(cam)
             if tracks is not None and (added := self.conditioner.project(i, tracks)) is not None:
@@ -196,6 +262,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
                 x = self._gradient_checkpointing_func(block, x, context, timestep_proj, rotary_emb)
             else:
                 x = block(x, context, timestep_proj, rotary_emb)
+            if self.cross_view is not None and epipolar is not None and str(i) in self.cross_view:  # CVD
+                x = x + self.cross_view[str(i)](x, epipolar)
             if self.refiner is not None and i == self.config.refiner_block:  # Track4Gen
                 frames = rearrange(x, "b (f h w) d -> (b f) d h w", f=V * F, h=h // ph, w=w // pw)
                 frames, self.refined = self.refiner(frames)

@@ -1,0 +1,329 @@
+"""CVD's epipolar cross-view attention: which tokens of one view may attend to which tokens of another.
+
+A token of view a at frame t attends to view b at frame t only near its epipolar line in b: hard (within ``band``
+tokens of the line) or soft (CVD's bias ``-max(d - band, 0) * decay``). Attention within a view is unchanged.
+Distances come from the actual cameras of each sample (``geometry.fundamental_matrix``), measured between token
+centres in units of one token.
+
+Two ways to use it (``MultiViewTransformer(epipolar=...)``):
+- ``module`` (default): a zero-initialised cross-view attention per chosen block, over the V views of one frame at a
+  time (CVD's design). It starts as a no-op, so any checkpoint fine-tunes from where it is, and it costs
+  ``V * n`` tokens per attention instead of the full ``V * F * n``.
+- ``processor``: the backbone's own joint self-attention of the chosen blocks is masked (cross-view keys only near
+  the epipolar line of the same frame; ``cross_frames=True`` keeps other frames of other views too). No new
+  parameters, but not a no-op on a model trained with full attention.
+
+Dense masks go through ``scaled_dot_product_attention`` (CPU and CUDA); on CUDA ``backend="flex"`` builds a
+FlexAttention block mask once per camera set (FlexAttention has no CPU backward).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.transformers.transformer_wan import WanAttnProcessor
+from einops import rearrange
+from torch import nn
+
+from .rotary import apply_wan_rotary
+
+from mvtrack.geometry import apply_homography, camera_centers, epipolar_lines, relative_pose, rotation_homography
+from mvtrack.geometry.epipolar import fundamental_matrix, point_line_distance
+
+MODES = ("module", "processor")
+COINCIDENT = ("full", "homography")
+BACKENDS = ("auto", "sdpa", "flex")
+
+
+def token_centres(size: tuple[int, int], grid: tuple[int, int], device=None) -> torch.Tensor:
+    """Pixel coordinates ``(n, 2)`` of the centres of a ``grid = (gh, gw)`` of tokens over an image of ``size =
+    (H, W)`` pixels, row-major (the model's token order); the top-left pixel's centre is (0, 0)."""
+    (H, W), (gh, gw) = size, grid
+    ys = (torch.arange(gh, device=device, dtype=torch.float64) + 0.5) * (H / gh) - 0.5
+    xs = (torch.arange(gw, device=device, dtype=torch.float64) + 0.5) * (W / gw) - 0.5
+    y, x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([x, y], -1).reshape(-1, 2)
+
+
+def coincident_centres(w2c_a: torch.Tensor, w2c_b: torch.Tensor, tol: float = 1e-5) -> torch.Tensor:
+    """(...) bool: cameras whose centres coincide (no epipolar geometry; only a homography relates them)."""
+    ca, cb = camera_centers(w2c_a), camera_centers(w2c_b)
+    return (ca - cb).norm(dim=-1) <= tol * (1 + ca.norm(dim=-1))
+
+
+def token_epipolar_distances(
+    w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], grid: tuple[int, int], coincident: str = "full"
+) -> torch.Tensor:
+    """Distances between the tokens of every ordered pair of views of one frame, in tokens.
+
+    Args:
+        w2c: (B, V, F, 4, 4) world-to-camera of each view and (model) frame; K: (B, V, F, 3, 3) pixel intrinsics of
+            a ``size = (H, W)`` image; grid: (gh, gw) tokens per frame.
+        coincident: views whose centres coincide have no epipolar lines: ``full`` gives distance 0 (every key allowed)
+            with a warning; ``homography`` gives the distance to the exact correspondence ``K_b R K_a^-1 x`` (used for
+            homography pseudo-views, whose cameras share a centre by construction).
+
+    Returns:
+        d: (B, F, V, V, n, n) float32: ``d[b, f, a, c, i, j]`` is the distance of token j of view c to the epipolar
+        line of token i of view a (0 where a == c), divided by the token size in pixels.
+    """
+    if coincident not in COINCIDENT:
+        raise ValueError(f"coincident: expected one of {COINCIDENT}, got {coincident!r}")
+    B, V, Fr = w2c.shape[:3]
+    if w2c.shape[-2:] != (4, 4) or K.shape != (B, V, Fr, 3, 3):
+        raise ValueError(f"w2c, K: expected (B, V, F, 4, 4) and (B, V, F, 3, 3), got {tuple(w2c.shape)}, "
+                         f"{tuple(K.shape)}")
+    w2c, K = w2c.double(), K.double()
+    x = token_centres(size, grid, w2c.device)  # (n, 2)
+    n = x.shape[0]
+    unit = ((size[0] / grid[0]) * (size[1] / grid[1])) ** 0.5  # one token, in pixels
+    # every ordered pair of views of the same frame: (B, F, V, V, ...)
+    wa = rearrange(w2c, "b v f i j -> b f v 1 i j").expand(B, Fr, V, V, 4, 4)
+    wb = rearrange(w2c, "b v f i j -> b f 1 v i j").expand(B, Fr, V, V, 4, 4)
+    ka = rearrange(K, "b v f i j -> b f v 1 i j").expand(B, Fr, V, V, 3, 3)
+    kb = rearrange(K, "b v f i j -> b f 1 v i j").expand(B, Fr, V, V, 3, 3)
+    lines = epipolar_lines(fundamental_matrix(wa, ka, wb, kb), x.expand(B, Fr, V, V, n, 2))  # (B, F, V, V, n, 3)
+    d = point_line_distance(x[None, :, :].expand(n, n, 2), lines[..., :, None, :].expand(B, Fr, V, V, n, n, 3))
+    same = coincident_centres(wa, wb)  # (B, F, V, V), True on the diagonal too
+    if same.any():
+        if coincident == "homography":
+            T = relative_pose(wa, wb)
+            Hm = rotation_homography(ka, T[..., :3, :3], kb)  # (B, F, V, V, 3, 3)
+            xh = apply_homography(Hm, x.expand(B, Fr, V, V, n, 2))  # (B, F, V, V, n, 2)
+            dh = (x[None, None, None, None, None] - xh[..., :, None, :]).norm(dim=-1)  # (B, F, V, V, n, n)
+            d = torch.where(same[..., None, None], dh, d)
+        else:
+            off_diagonal = same & ~torch.eye(V, dtype=torch.bool, device=same.device)
+            if off_diagonal.any():
+                warnings.warn(f"epipolar attention: {int(off_diagonal.sum())} view pair(s) share a camera centre (no "
+                              "epipolar geometry); they get full cross-view attention", stacklevel=2)
+            d = torch.where(same[..., None, None], torch.zeros_like(d), d)
+    eye = torch.eye(V, dtype=torch.bool, device=d.device)[None, None, :, :, None, None]
+    d = torch.where(eye, torch.zeros_like(d), d / unit)
+    return torch.nan_to_num(d, nan=0.0).float()
+
+
+@dataclass
+class EpipolarMask:
+    """The attention masks of one camera set, built once (``build_epipolar_mask``) and reused at every step.
+
+    per_frame: (B*F, 1, V*n, V*n) for the cross-view module (tokens of the V views of one frame, view-major):
+        bool (hard) or float additive bias (soft); None when everything is allowed.
+    joint: (B, 1, L, L), L = V*F*n in the model's token order (view, frame, token), for the masked processor; None
+        when everything is allowed or not built (module mode).
+    views, frames, tokens: V, F, n.
+    density: the fraction of (query, key) pairs allowed (soft: with a bias above -inf) in the mask that is used.
+    """
+
+    per_frame: torch.Tensor | None
+    joint: torch.Tensor | None
+    views: int
+    frames: int
+    tokens: int
+    density: float
+    backend: str = "sdpa"
+    _flex: dict = field(default_factory=dict, repr=False)
+
+    def flex_block_mask(self, which: str):
+        """FlexAttention ``(block_mask, score_mod)`` of the ``per_frame`` or ``joint`` mask, built on first use."""
+        if which not in self._flex:
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            mask = getattr(self, which)
+            Bm, _, L, _ = mask.shape
+            allowed = mask if mask.dtype == torch.bool else mask > float("-inf")
+            allowed = allowed[:, 0]
+
+            def mask_mod(b, h, q, k):
+                return allowed[b, q, k]
+
+            block = create_block_mask(mask_mod, Bm, None, L, L, device=mask.device)
+            score_mod = None
+            if mask.dtype != torch.bool:
+                bias = mask[:, 0]
+
+                def score_mod(score, b, h, q, k):
+                    return score + bias[b, q, k]
+
+            self._flex[which] = (block, score_mod)
+        return self._flex[which]
+
+
+def build_epipolar_mask(
+    w2c: torch.Tensor,
+    K: torch.Tensor,
+    size: tuple[int, int],
+    grid: tuple[int, int],
+    band: float = 1.5,
+    decay: float | None = None,
+    joint: bool = False,
+    cross_frames: bool = False,
+    coincident: str = "full",
+    backend: str = "sdpa",
+    dtype: torch.dtype = torch.float32,
+) -> EpipolarMask:
+    """Epipolar attention masks for a batch of camera sets.
+
+    Args:
+        w2c, K, size, grid, coincident: see ``token_epipolar_distances`` (one camera per view and model frame).
+        band: half-width of the allowed band around each epipolar line, in tokens (inf: everything). Query and key
+            are both rounded to token centres, so a band under ~1.2 tokens drops some true correspondences; 1.5
+            keeps them all for the cameras in tests/models/test_epipolar.py.
+        decay: None for a hard band; else CVD's soft bias ``-max(d - band, 0) * decay`` (per token of distance).
+        joint: also build the (B, 1, L, L) mask of the joint sequence (processor mode).
+        cross_frames: joint mask only: let tokens attend to other views at other frames too (otherwise blocked).
+        backend: ``sdpa`` (dense mask) or ``flex`` (CUDA FlexAttention block mask).
+        dtype: dtype of a soft bias (the attention's dtype).
+
+    Returns:
+        ``EpipolarMask``.
+    """
+    if band < 0:
+        raise ValueError(f"band: expected >= 0 tokens, got {band}")
+    if decay is not None and decay <= 0:
+        raise ValueError(f"decay: expected > 0 or None (hard band), got {decay}")
+    B, V, Fr = w2c.shape[:3]
+    d = token_epipolar_distances(w2c, K, size, grid, coincident)  # (B, F, V, V, n, n)
+    n = d.shape[-1]
+    allowed = d <= band
+    if decay is None:
+        pair = allowed
+    else:
+        pair = (-(d - band).clamp_min(0) * decay).to(dtype)  # 0 inside the band, never -inf
+    per_frame = rearrange(pair, "b f va vb i j -> (b f) 1 (va i) (vb j)")
+    joint_mask = None
+    density = float(allowed.float().mean()) if decay is None else 1.0
+    if joint:
+        # (B, V, F, n, V, F, n): same view -> allowed; other view -> the pair mask at the same frame
+        same_frame = torch.eye(Fr, dtype=torch.bool, device=d.device)
+        same_view = torch.eye(V, dtype=torch.bool, device=d.device)
+        pair_j = rearrange(pair, "b f va vb i j -> b va f i vb j")[:, :, :, :, :, None, :]  # (B, V, F, n, V, 1, n)
+        frame_ok = same_frame[None, None, :, None, None, :, None]  # (1, 1, F, 1, 1, F, 1)
+        view_eq = same_view[None, :, None, None, :, None, None]  # (1, V, 1, 1, V, 1, 1)
+        shape = (B, V, Fr, n, V, Fr, n)
+        if decay is None:
+            other = torch.where(frame_ok, pair_j, torch.tensor(cross_frames, device=d.device))
+            full = view_eq | other
+            density = float(full.float().mean())
+        else:
+            blocked = torch.tensor(float("-inf"), dtype=dtype, device=d.device)
+            other = torch.where(frame_ok, pair_j, torch.zeros((), dtype=dtype, device=d.device) if cross_frames
+                                else blocked)
+            full = torch.where(view_eq, torch.zeros((), dtype=dtype, device=d.device), other)
+            density = float((full.expand(shape) > float("-inf")).float().mean())
+        joint_mask = rearrange(full.expand(shape), "b va fa i vb fb j -> b 1 (va fa i) (vb fb j)").contiguous()
+        if decay is None and bool(joint_mask.all()):
+            joint_mask = None
+    if decay is None and bool(per_frame.all()):
+        per_frame = None
+    return EpipolarMask(per_frame, joint_mask, V, Fr, n, density, backend)
+
+
+def _attention(q, k, v, mask: EpipolarMask, which: str) -> torch.Tensor:
+    """Attention of (B', heads, L, D) tensors under ``mask.<which>`` (None: full attention)."""
+    dense = getattr(mask, which)
+    if dense is None:
+        return F.scaled_dot_product_attention(q, k, v)
+    if mask.backend == "flex":
+        block, score_mod = mask.flex_block_mask(which)
+        return _compiled_flex()(q, k, v, block_mask=block, score_mod=score_mod)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
+
+
+_FLEX = None
+
+
+def _compiled_flex():
+    """``torch.compile(flex_attention)`` on first use (compiling on import would be a side effect)."""
+    global _FLEX
+    if _FLEX is None:
+        from torch.nn.attention.flex_attention import flex_attention
+
+        _FLEX = torch.compile(flex_attention, dynamic=False) if torch.cuda.is_available() else flex_attention
+    return _FLEX
+
+
+class EpipolarCrossViewAttention(nn.Module):
+    """CVD's cross-view attention: the tokens of the V views of one frame attend to each other under the epipolar
+    mask (tokens of their own view freely). A zero-initialised output makes it a no-op until trained.
+
+    Args:
+        dim: token width; heads: attention heads (dim must divide).
+    """
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"heads: expected a divisor of dim {dim}, got {heads}")
+        self.heads = heads
+        self.norm = nn.LayerNorm(dim, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.norm_q = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.norm_k = nn.RMSNorm(dim // heads, eps=1e-6)
+        self.out = nn.Linear(dim, dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, mask: EpipolarMask) -> torch.Tensor:
+        """x: (B, L, D) tokens in the model's order (view, frame, token); returns the (B, L, D) update to add."""
+        V, Fr, n = mask.views, mask.frames, mask.tokens
+        h = rearrange(self.norm(x.float()).type_as(x), "b (v f n) d -> (b f) (v n) d", v=V, f=Fr, n=n)
+        q, k, v = rearrange(self.qkv(h), "g l (k h e) -> k g h l e", k=3, h=self.heads)  # (B*F, heads, V*n, e)
+        q, k = self.norm_q(q), self.norm_k(k)
+        out = _attention(q, k, v, mask, "per_frame")  # (B*F, heads, V*n, e)
+        out = self.out(rearrange(out, "g h l e -> g l (h e)"))
+        return rearrange(out, "(b f) (v n) d -> b (v f n) d", f=Fr, v=V)
+
+
+class EpipolarAttnProcessor(WanAttnProcessor):
+    """Wan self-attention under an epipolar mask of the joint sequence (``processor`` mode). ``mask`` is set by the
+    model for the duration of one forward; with no mask (or one that allows everything) it is Wan's own attention."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask: EpipolarMask | None = None
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
+        if self.mask is None or self.mask.joint is None:
+            return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
+        if encoder_hidden_states is not None or attn.add_k_proj is not None:
+            raise ValueError("EpipolarAttnProcessor: only for self-attention layers (attn1 of a Wan block)")
+        if attn.fused_projections:
+            query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
+        else:
+            query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
+        query, key = attn.norm_q(query), attn.norm_k(key)
+        query, key, value = (x.unflatten(2, (attn.heads, -1)) for x in (query, key, value))  # (B, L, heads, e)
+        if rotary_emb is not None:
+            query, key = apply_wan_rotary(query, *rotary_emb), apply_wan_rotary(key, *rotary_emb)
+        q, k, v = (x.transpose(1, 2) for x in (query, key, value))  # (B, heads, L, e)
+        out = _attention(q, k, v, self.mask, "joint").transpose(1, 2).flatten(2, 3).type_as(query)
+        return attn.to_out[1](attn.to_out[0](out))
+
+
+def check_epipolar_config(config: dict, num_layers: int) -> dict:
+    """Validate ``MultiViewTransformer(epipolar=...)`` and fill its defaults; returns a plain dict."""
+    known = {"mode", "blocks", "band", "decay", "cross_frames", "coincident", "backend"}
+    unknown = set(config) - known
+    if unknown:
+        raise ValueError(f"epipolar: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
+    out = {"mode": "module", "blocks": None, "band": 1.5, "decay": None, "cross_frames": False,
+           "coincident": "full", "backend": "auto", **config}
+    if out["mode"] not in MODES:
+        raise ValueError(f"epipolar.mode: expected one of {MODES}, got {out['mode']!r}")
+    if out["backend"] not in BACKENDS:
+        raise ValueError(f"epipolar.backend: expected one of {BACKENDS}, got {out['backend']!r}")
+    if out["coincident"] not in COINCIDENT:
+        raise ValueError(f"epipolar.coincident: expected one of {COINCIDENT}, got {out['coincident']!r}")
+    blocks = list(range(1, num_layers, 2)) if out["blocks"] is None else [int(b) for b in out["blocks"]]
+    if not blocks or any(not 0 <= b < num_layers for b in blocks):
+        raise ValueError(f"epipolar.blocks: expected block indices in [0, {num_layers}), got {out['blocks']}")
+    out["blocks"] = sorted(set(blocks))
+    if float(out["band"]) < 0:
+        raise ValueError(f"epipolar.band: expected >= 0 tokens, got {out['band']}")
+    if out["decay"] is not None and float(out["decay"]) <= 0:
+        raise ValueError(f"epipolar.decay: expected > 0 or null (hard band), got {out['decay']}")
+    return out
