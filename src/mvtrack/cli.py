@@ -334,7 +334,12 @@ def generate(
     steps: int = typer.Option(25, min=1, help="Denoising steps."),
     seed: int = typer.Option(0, help="Seed of the initial noise."),
     joint: bool = typer.Option(
-        False, help="Generate all targets in one pass instead of one (source, target) pair each."
+        False, help="Generate all targets together, mutually consistent, instead of one (source, target) pair each."
+    ),
+    views_per_group: int = typer.Option(
+        None, min=1, help="With --joint: CVD's collaborative inference, the model sees the source and this many "
+        "targets at a time (every combination, predictions averaged per step): memory of one group, time of all. "
+        "Default: all targets in one joint attention.",
     ),
     fps: int = typer.Option(8, min=1),
 ):
@@ -366,7 +371,10 @@ def generate(
     defaults = RerenderSettings.for_model(model)
     num_frames = frames or defaults.frames
     hw = hw or (defaults.height, defaults.width)
-    check_generation_size(len(target) + 1 if joint or image else 2, num_frames, hw)
+    if views_per_group is not None and not joint:
+        raise typer.BadParameter("applies to --joint generation only", param_hint="--views-per-group")
+    together = min(len(target), views_per_group or len(target)) if joint or image else 1
+    check_generation_size(together + 1, num_frames, hw)
     if image:
         warnings.warn("image-to-video is experimental: the shipped models were not trained for it and produce "
                       "near-uniform frames after the first; see docs/models.md")
@@ -404,7 +412,7 @@ def generate(
                 result = (
                     pipe(
                         w2c, K, vid, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
-                        tracks=tracks,
+                        tracks=tracks, views_per_group=views_per_group,
                     )
                     .video[0]
                     .cpu()

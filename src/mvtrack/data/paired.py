@@ -63,6 +63,13 @@ class PairedTracks:
             t, d, v = t[..., tracks, :], d[..., tracks], v[..., tracks]
         return PairedTracks(t, d, v, self.source)
 
+    def select_views(self, views: list[int]) -> PairedTracks:
+        """The tracks of a subset of views (which must include the source view), renumbered in the given order."""
+        if self.source not in views:
+            raise ValueError(f"views: expected a subset holding the source view {self.source}, got {views}")
+        return PairedTracks(self.tracks[:, views], self.depth[:, views], self.visible[:, views],
+                            list(views).index(self.source))
+
     def scaled(self, factor: float) -> PairedTracks:
         """Pixel coordinates for an image ``factor`` times the size (pixel centres stay centres)."""
         return PairedTracks((self.tracks + 0.5) * factor - 0.5, self.depth, self.visible, self.source)

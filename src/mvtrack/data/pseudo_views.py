@@ -116,11 +116,9 @@ def _pseudo_views_one(clip: MultiViewClip, num_views: int, view: int, generator,
             z_scale = (ray @ R.transpose(-1, -2))[..., 2] * valid  # new z of a source point at depth 1
             out["depth"].append(z[:, 0] * z_scale.reshape(-1, h, w))
         homographies.append(H)
-    queries = clip.queries
-    if queries is not None:
-        queries = queries.clone() if bool((queries[:, 0] == view).all()) else None
-        if queries is not None:
-            queries[:, 0] = 0
+    queries = None  # queries in another view have no place in the result
+    if clip.queries is not None and bool((clip.queries[:, 0] == view).all()):
+        queries = torch.cat([torch.zeros_like(clip.queries[:, :1]), clip.queries[:, 1:]], 1)  # (N, 4), now view 0
     meta = {**clip.meta, "pseudo_views": {"source_view": view, "homographies": torch.stack(homographies, 0).tolist()}}
     return MultiViewClip(**{k: torch.stack(v) for k, v in out.items()}, tracks3d=clip.tracks3d, queries=queries,
                          track_instance=clip.track_instance, meta=meta)

@@ -117,7 +117,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.register_to_config(epipolar=dict(kwargs))
 
     def epipolar_mask(
-        self, w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], sample_size: tuple[int, int]
+        self, w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], sample_size: tuple[int, int],
+        coincident: str | None = None,
     ) -> EpipolarMask | None:
         """The epipolar masks of one camera set, built once and passed as ``forward``'s ``epipolar`` at every step
         (None for a model without epipolar attention).
@@ -125,6 +126,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         Args:
             w2c: (B, V, F, 4, 4) of each model frame; K: (B, V, F, 3, 3) pixel intrinsics of a ``size = (H, W)``
                 image; sample_size: (h, w) of the model's input (pixels or latents), which sets the token grid.
+            coincident: overrides the configured handling of views that share a centre (``homography`` for
+                homography pseudo-views, see ``models.epipolar.token_epipolar_distances``).
         """
         cfg = self._epipolar_config
         if cfg is None:
@@ -134,7 +137,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         return build_epipolar_mask(
             w2c, K, size, (sample_size[0] // ph, sample_size[1] // pw), band=float(cfg["band"]),
             decay=None if cfg["decay"] is None else float(cfg["decay"]), joint=cfg["mode"] == "processor",
-            cross_frames=bool(cfg["cross_frames"]), coincident=cfg["coincident"], backend=backend, dtype=self.dtype,
+            cross_frames=bool(cfg["cross_frames"]), coincident=coincident or cfg["coincident"], backend=backend, dtype=self.dtype,
         )
 
     def _build_track_conditioner(self, kwargs: dict) -> TrackConditioner:

@@ -1,5 +1,5 @@
 """Inference pipelines."""
 
-from .multiview import LAYOUTS, MultiViewPipeline, MultiViewPipelineOutput, observed_layout
+from .multiview import LAYOUTS, MultiViewPipeline, MultiViewPipelineOutput, observed_layout, view_groups
 
-__all__ = ["LAYOUTS", "MultiViewPipeline", "MultiViewPipelineOutput", "observed_layout"]
+__all__ = ["LAYOUTS", "MultiViewPipeline", "MultiViewPipelineOutput", "observed_layout", "view_groups"]

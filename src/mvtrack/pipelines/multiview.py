@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,29 @@ from mvtrack.data import PairedTracks
 from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
 
 LAYOUTS = ("rerender", "i2v", "joint")
+
+
+def view_groups(observed: torch.Tensor, views_per_group: int | None) -> list[list[int]]:
+    """CVD's collaborative inference: the view subsets the model sees together at each step.
+
+    Views observed in every frame (of every clip) join every group; the others are generated, ``views_per_group`` at a
+    time, in every combination (C(N, k) forwards per step for N generated views), and each generated view's velocity
+    is the mean over the groups it is in. None, or N <= k: one group of all views (joint attention).
+
+    Args:
+        observed: (B, V, F) bool; views_per_group: generated views per group, or None.
+
+    Returns:
+        groups: lists of view indices, ascending.
+    """
+    V = observed.shape[1]
+    fixed = [v for v in range(V) if bool(observed[:, v].all())]
+    generated = [v for v in range(V) if v not in fixed]
+    if views_per_group is not None and views_per_group < 1:
+        raise ValueError(f"views_per_group: expected >= 1 or None (all views jointly), got {views_per_group}")
+    if views_per_group is None or len(generated) <= views_per_group:
+        return [list(range(V))]
+    return [sorted(fixed + list(c)) for c in itertools.combinations(generated, views_per_group)]
 
 
 def observed_layout(layout: str, batch: int, views: int, frames: int) -> torch.Tensor:
@@ -132,6 +156,7 @@ class MultiViewPipeline(DiffusionPipeline):
         generator: torch.Generator | None = None,
         encoder_hidden_states: torch.Tensor | None = None,
         tracks: PairedTracks | None = None,
+        views_per_group: int | None = None,
         return_dict: bool = True,
     ) -> MultiViewPipelineOutput | tuple:
         """Generate.
@@ -148,6 +173,10 @@ class MultiViewPipeline(DiffusionPipeline):
             tracks: paired tracks (``mvtrack.data.PairedTracks``, pixels of a ``height x width`` frame, all T
                 frames) for a model with a Track2View conditioner; ignored by other models. Without them a
                 conditioned model runs camera-only.
+            views_per_group: generate the unobserved views this many at a time, every combination, averaging each
+                view's predictions at every step (CVD's collaborative inference of N views with a model trained on
+                fewer; ``view_groups``); None (default): all views in one joint attention. Memory is that of one
+                group; time grows with the number of groups.
 
         Returns:
             ``MultiViewPipelineOutput`` with video (B, V, T, 3, H, W) in [0, 1].
@@ -186,16 +215,36 @@ class MultiViewPipeline(DiffusionPipeline):
         )
         latents = self.prepare_latents(shape, generator, device, dtype)
         mask = obs[..., None, None, None]
-        track_inputs = {}
         if tracks is not None and self.transformer.conditioner is not None:
-            track_inputs = tracks.select(frames=frames).scaled(1 / codec.spatial_factor).to(device).model_inputs()
+            tracks = tracks.select(frames=frames).scaled(1 / codec.spatial_factor).to(device)
+        else:
+            tracks = None
+        # per group of views: its inputs to the model (the epipolar masks of its cameras are built once here)
+        groups = view_groups(obs, views_per_group)
+        extra = []
+        for g in groups:
+            inputs = {"epipolar": self.transformer.epipolar_mask(w2c[:, g][:, :, frames].to(device),
+                                                                 K[:, g][:, :, frames].to(device), (height, width), (h, w))}
+            if tracks is not None:
+                inputs.update(tracks.select_views(g).model_inputs())
+            extra.append(inputs)
+        count = torch.zeros(V, device=device)
+        for g in groups:
+            count[g] += 1
 
         # 3. Denoising loop: observed frames are fed clean with timestep 0 at every step
         self.scheduler.set_timesteps(num_inference_steps, device=device)
         for i, t in enumerate(self.progress_bar(self.scheduler.timesteps)):
             model_input = torch.where(mask, clean, latents)
             timestep = torch.where(obs, torch.zeros((), device=device), t.to(device).float())  # (B, V, F)
-            velocity = self.transformer(model_input, timestep, camera, encoder_hidden_states, **track_inputs).sample
+            if len(groups) == 1:
+                velocity = self.transformer(model_input, timestep, camera, encoder_hidden_states, **extra[0]).sample
+            else:  # collaborative: each view's velocity averaged over the groups it is in
+                velocity = torch.zeros_like(latents, dtype=torch.float32)
+                for g, inputs in zip(groups, extra):
+                    velocity[:, g] += self.transformer(model_input[:, g], timestep[:, g], camera[:, g],
+                                                       encoder_hidden_states, **inputs).sample.float()
+                velocity = velocity / count[None, :, None, None, None, None]
             latents = self.scheduler.step(velocity.float(), t, latents.float(), return_dict=False)[0].to(dtype)
 
         # 4. Decode; observed frames are returned as given

@@ -71,6 +71,27 @@ class Track2ViewConfig:
 
 
 @dataclass
+class CVDConfig:
+    # keyword arguments of the model's epipolar attention (mode, blocks, band, decay, cross_frames, coincident,
+    # backend; see models.epipolar); None: none. A model loaded without it gets it (module mode starts as a no-op).
+    epipolar: dict | None = None
+    # CVD's hybrid training: the share of samples whose views 1.. are replaced by homography pseudo-views of view 0
+    # (exact cameras sharing its centre, data.pseudo_views); their epipolar masks use the exact homography band
+    pseudo_fraction: float = 0.0
+    pseudo_degrees: float = 10.0  # largest yaw / pitch of a pseudo-view (degrees)
+    pseudo_zoom: float = 0.15  # largest relative zoom of a pseudo-view
+    # learning-rate multiplier of the cross-view modules (module mode), for the reason of track2view.lr_scale: a
+    # zero-initialised output must grow from nothing while the pretrained backbone is only fine-tuned
+    lr_scale: float = 10.0
+
+    def __post_init__(self):
+        if self.epipolar is not None and not isinstance(self.epipolar, dict):
+            raise ValueError(f"cvd.epipolar: expected a mapping or null, got {self.epipolar!r}")
+        if not isinstance(self.pseudo_fraction, (int, float)) or not 0.0 <= self.pseudo_fraction <= 1.0:
+            raise ValueError(f"cvd.pseudo_fraction: expected a number in [0, 1], got {self.pseudo_fraction!r}")
+
+
+@dataclass
 class TrainConfig:
     model: str = "S"  # a preset (tiny, S, B) or a local directory (mvtrack save_pretrained, or a Wan2.1 diffusers root)
     data: DataConfig = field(default_factory=DataConfig)
@@ -78,6 +99,8 @@ class TrainConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # Track2View: paired-track conditioning (track2view.conditioner); off by default
     track2view: Track2ViewConfig = field(default_factory=Track2ViewConfig)
+    # CVD: epipolar cross-view attention (cvd.epipolar) and homography pseudo-views (cvd.pseudo_fraction); off by default
+    cvd: CVDConfig = field(default_factory=CVDConfig)
     # probability of each observed/generated layout: rerender = view 0 observed; i2v = frame 0 of view 0
     # observed; joint = nothing observed
     tasks: dict = field(default_factory=lambda: {"rerender": 0.7, "i2v": 0.2, "joint": 0.1})
@@ -182,6 +205,12 @@ _RANGES = {
         "flow_shift": (_TINY, None, "a number > 0"),
     },
     "Track2ViewConfig": {"lr_scale": (_TINY, None, "a number > 0")},
+    "CVDConfig": {
+        "pseudo_fraction": (0.0, 1.0, "a number in [0, 1]"),
+        "pseudo_degrees": (0.0, 45.0, "a number of degrees in [0, 45]"),
+        "pseudo_zoom": (0.0, 0.5, "a number in [0, 0.5]"),
+        "lr_scale": (_TINY, None, "a number > 0"),
+    },
     "TrackingConfig": {
         "corr_weight": (0.0, None, "a number >= 0"),
         "track_weight": (0.0, None, "a number >= 0"),

@@ -18,7 +18,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from mvtrack.data import MultiViewClip, PairedTracks, oracle_tracks, source_depth_tracks
+from mvtrack.data import MultiViewClip, PairedTracks, collate, homography_pseudo_views, oracle_tracks, source_depth_tracks
 from mvtrack.models import WanVAECodec, camera_condition, load_model
 from mvtrack.tracking import TrackSupervision
 
@@ -86,6 +86,12 @@ class Trainer:
             elif wanted is not None and dict(model.config.track_conditioner) != dict(wanted):
                 raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner "
                                  f"{dict(model.config.track_conditioner)}, not {dict(wanted)}")
+            wanted = config.cvd.epipolar
+            if wanted is not None and not model.config.epipolar:
+                model.add_epipolar(**wanted)
+            elif wanted is not None and dict(model.config.epipolar) != dict(wanted):
+                raise ValueError(f"cvd.epipolar: {config.model} already has epipolar attention "
+                                 f"{dict(model.config.epipolar)}, not {dict(wanted)}")
             self.supervision = TrackSupervision(config.tracking, model) if config.tracking.enabled else None
         if self.supervision is not None and isinstance(self.codec, WanVAECodec):
             raise ValueError("tracking: track supervision needs a pixel-space model (tracks are in pixels and frames; "
@@ -100,11 +106,12 @@ class Trainer:
         if self.extra:
             self.extra["track_head"].to(acc.device)
         self.params = list(model.parameters()) + [p for m in self.extra.values() for p in m.parameters()]
-        new = {id(p) for p in model.conditioner.parameters()} if model.conditioner is not None else set()
+        # new branches learn faster than the backbone they are added to (track2view.lr_scale, cvd.lr_scale)
+        scaled = [(m, scale) for m, scale in ((model.conditioner, config.track2view.lr_scale),
+                                              (model.cross_view, config.cvd.lr_scale)) if m is not None]
+        new = {id(p) for m, _ in scaled for p in m.parameters()}
         groups = [{"params": [p for p in self.params if id(p) not in new]}]
-        if new:  # Track2View's conditioner learns faster than the backbone it is added to (track2view.lr_scale)
-            groups.append({"params": [p for p in self.params if id(p) in new],
-                           "lr": config.lr * config.track2view.lr_scale})
+        groups += [{"params": list(m.parameters()), "lr": config.lr * scale} for m, scale in scaled]
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
         self.start_step = 0
@@ -140,6 +147,8 @@ class Trainer:
         cfg, acc = self.config, self.accelerator
         clip = self.batches.get(step, micro)
         generator = step_generator(cfg.seed, step, micro, acc.process_index)
+        if cfg.cvd.pseudo_fraction > 0:
+            clip = self.pseudo_views(clip, generator)
         x0 = self.codec.encode(clip.video.to(acc.device))  # (b, V, F, C, h, w)
         B, V, F, _, h, w = x0.shape
         frames = self.codec.camera_frames(clip.num_frames)
@@ -149,8 +158,11 @@ class Trainer:
         tracks = {}
         if self.unwrapped.conditioner is not None:
             tracks = self.paired_tracks(clip, observed, generator).to(acc.device).model_inputs()
+        coincident = "homography" if cfg.cvd.pseudo_fraction > 0 else None  # pseudo-views share their centre
+        epipolar = self.unwrapped.epipolar_mask(clip.w2c[:, :, frames].to(acc.device), clip.K[:, :, frames].to(
+            acc.device), clip.size, (h, w), coincident=coincident)
         with acc.autocast():
-            pred = self.model(x_t, timestep, camera, **tracks).sample
+            pred = self.model(x_t, timestep, camera, epipolar=epipolar, **tracks).sample
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
         parts = {"diffusion": loss.detach()}
         if self.supervision is not None:
@@ -162,6 +174,22 @@ class Trainer:
         if self.supervision is not None:
             self.supervision.clear(self.unwrapped)
         return loss.detach(), parts
+
+    def pseudo_views(self, clip: MultiViewClip, generator: torch.Generator) -> MultiViewClip:
+        """CVD's hybrid data: each sample, with probability ``cvd.pseudo_fraction``, becomes view 0 and homography
+        pseudo-views of it (exact cameras sharing its centre); the others stay real multi-view clips."""
+        cfg = self.config.cvd
+        chosen = torch.rand(clip.video.shape[0], generator=generator) < cfg.pseudo_fraction
+        if not chosen.any():
+            return clip
+        clips = clip.unbatch()
+        for i in chosen.nonzero()[:, 0].tolist():
+            pseudo = homography_pseudo_views(clips[i], clip.num_views, 0, generator, max_degrees=cfg.pseudo_degrees,
+                                             max_zoom=cfg.pseudo_zoom)
+            # the fields the real clips have, in their dtype (depth, tracks3d... exact for the pseudo-views too)
+            clips[i] = MultiViewClip(**{k: pseudo.tensors()[k].to(v.dtype) for k, v in clips[i].tensors().items()},
+                                     meta=pseudo.meta)
+        return collate(clips)
 
     def paired_tracks(self, clip: MultiViewClip, observed: torch.Tensor, generator: torch.Generator) -> PairedTracks:
         """Track2View's training tracks at the model's resolution: view 0's tracks paired with every view, kept
