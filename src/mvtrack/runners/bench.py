@@ -179,13 +179,15 @@ def source_camera_clip(clip: MultiViewClip) -> MultiViewClip:
     return out
 
 
-def _generate(pipe, clip: MultiViewClip, observed: str, steps: int, seed: int) -> torch.Tensor:
+def _generate(pipe, clip: MultiViewClip, observed: str, steps: int, seed: int,
+              views_per_group: int | None = None) -> torch.Tensor:
     """(1, V, T, 3, H, W) on the CPU: re-rendering through ``rerender_clip`` (the one path that gives conditioned
     models their inputs), joint / i2v generation through the pipeline directly."""
     generator = torch.Generator().manual_seed(seed)
     if observed == "rerender":
-        return rerender_clip(pipe, clip, steps, generator)
-    return pipe(clip.w2c, clip.K, clip.video, observed, num_inference_steps=steps, generator=generator).video.cpu()
+        return rerender_clip(pipe, clip, steps, generator, views_per_group)
+    return pipe(clip.w2c, clip.K, clip.video, observed, num_inference_steps=steps, generator=generator,
+                views_per_group=views_per_group).video.cpu()
 
 
 def generated_views(config: BenchConfig) -> range:
@@ -202,6 +204,7 @@ def write_predictions(
     seed: int = 0,
     progress: Callable[[], None] | None = None,
     sensitivity: bool = False,
+    views_per_group: int | None = None,
 ) -> Path | tuple[Path, list[dict]]:
     """Run ``method`` on every clip of the split (``model`` needs ``pipe``, a MultiViewPipeline) into an
     ``mvtrack eval`` prediction folder: ``<clip>/view_<v>.mp4`` for v >= 1 (v >= 0 in joint / i2v splits). Clip i's
@@ -210,6 +213,7 @@ def write_predictions(
     With ``sensitivity`` (models, re-rendering only) each clip is also generated with the source's cameras in
     place of the targets' and with another seed (``seed + i + 10_000``, used by both), and
     :func:`mvtrack.evaluation.camera_sensitivity` is returned per clip: ``(out, [{"clip", "ratio", "psnr_gain"}])``.
+    ``views_per_group``: the pipeline's collaborative inference (CVD), None for joint attention over all views.
     """
     from mvtrack.evaluation import camera_sensitivity
 
@@ -220,12 +224,12 @@ def write_predictions(
         if method == "model":
             if pipe is None:
                 raise ValueError("method model: a pipeline is needed")
-            video = _generate(pipe, clip, config.observed, steps, seed + i)
+            video = _generate(pipe, clip, config.observed, steps, seed + i, views_per_group)
             preds = {v: to_uint8_frames(video[0, v]) for v in views}
             if sensitivity and config.observed == "rerender":
                 other = seed + i + 10_000
-                srccam = _generate(pipe, source_camera_clip(clip), "rerender", steps, other)
-                seed2 = _generate(pipe, clip, "rerender", steps, other)
+                srccam = _generate(pipe, source_camera_clip(clip), "rerender", steps, other, views_per_group)
+                seed2 = _generate(pipe, clip, "rerender", steps, other, views_per_group)
                 s = camera_sensitivity(*(x[0, 1:].double().numpy() for x in (video, srccam, seed2)),
                                        gt=clip.video[0, 1:].double().numpy())
                 scores.append({"clip": clip_name(i), **s})
@@ -247,6 +251,7 @@ class MethodSpec:
     seeds: list = field(default_factory=lambda: [0])
     steps: int = 25
     sensitivity: bool = False  # also measure camera sensitivity (models on re-rendering splits; 3x the sampling)
+    views_per_group: int | None = None  # CVD's collaborative inference (models): generated views per group
 
     def __post_init__(self):
         safe_name(self.name, "methods[].name")
@@ -255,6 +260,9 @@ class MethodSpec:
                              f"directory (model: ...)")
         if not self.seeds or not all(isinstance(x, int) for x in self.seeds):
             raise ValueError(f"methods[{self.name}].seeds: expected a non-empty list of integers, got {self.seeds!r}")
+        if self.views_per_group is not None and (not isinstance(self.views_per_group, int) or self.views_per_group < 1):
+            raise ValueError(f"methods[{self.name}].views_per_group: expected a positive integer or null, got "
+                             f"{self.views_per_group!r}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"methods[{self.name}].steps: expected a positive integer, got {self.steps!r}")
 
@@ -370,7 +378,8 @@ def run_bench(
             kind = "model" if spec.model is not None else spec.name
             pred = write_predictions(cfg, d / "pred", kind, pipe=pipe, steps=spec.steps, seed=seed,
                                      progress=tick(f"{spec.name} seed {seed}: predicting"),
-                                     sensitivity=spec.sensitivity and pipe is not None)
+                                     sensitivity=spec.sensitivity and pipe is not None,
+                                     views_per_group=spec.views_per_group)
             if isinstance(pred, tuple):
                 pred, scores = pred
                 sens += scores

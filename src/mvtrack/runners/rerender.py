@@ -46,20 +46,22 @@ class RerenderSettings:
 
 
 def rerender_clip(
-    pipe: MultiViewPipeline, clip, steps: int = 25, generator: torch.Generator | None = None
+    pipe: MultiViewPipeline, clip, steps: int = 25, generator: torch.Generator | None = None,
+    views_per_group: int | None = None,
 ) -> torch.Tensor:
     """Re-render one clip with view 0 observed: the generated video (1, V, T, 3, H, W) in [0, 1] on the CPU.
 
     ``clip`` is a single-clip batch (``MultiViewClip`` with B = 1). Every runner that samples a model on clips
     with ground truth (demo, bench) goes through here, so that conditioned models get their inputs the same way:
     a Track2View model gets paired tracks of mode (b), view 0's 2D tracks lifted with view 0's depth
-    (``source_depth_tracks``; nothing of the target views but their cameras is read).
+    (``source_depth_tracks``; nothing of the target views but their cameras is read). ``views_per_group``: CVD's
+    collaborative inference (``MultiViewPipeline``), None for all views in one joint attention.
     """
     tracks = None
     if getattr(pipe.transformer, "conditioner", None) is not None:
         tracks = source_depth_tracks(clip)
     return pipe(clip.w2c, clip.K, clip.video, "rerender", num_inference_steps=steps, generator=generator,
-                tracks=tracks).video.cpu()
+                tracks=tracks, views_per_group=views_per_group).video.cpu()
 
 
 def source_depth_splat(clip, view: int) -> np.ndarray:
