@@ -151,3 +151,26 @@ def test_generate_and_train_errors(tmp_path):
     assert result.exit_code == 2 and "not found" in result.output
     result = runner.invoke(app, ["train", "--config", str(TINY), "--set", "lr_schedule=linear"])
     assert result.exit_code == 2 and "lr_schedule" in result.output
+
+
+def test_generate_four_targets_collaboratively(tmp_path):
+    """`--joint --views-per-group 2`: four targets from a pair-trained epipolar model, every combination of two
+    targets (with the source) averaged per step; the four views differ from each other and from the source."""
+    from mvtrack.models import build_model
+
+    torch.manual_seed(0)
+    build_model("tiny", epipolar={"mode": "module", "blocks": [1]}).save_pretrained(tmp_path / "cvd")
+    clip = render_clips(SynthConfig(views=1, frames=2, height=16, width=16, num_tracks=4), [2])
+    write_mp4(tmp_path / "src.mp4", to_uint8_frames(clip.video[0, 0]))
+    args = ["generate", "--model", str(tmp_path / "cvd"), "--video", str(tmp_path / "src.mp4"), "--frames", "2",
+            "--size", "16", "--steps", "2", "--views-per-group", "2"]
+    for t in ("orbit:10", "orbit:-10", "pan:10", "dolly:0.3"):
+        args += ["--target", t]
+    result = runner.invoke(app, [*args, "--joint", "--out", str(tmp_path / "gen")])
+    assert result.exit_code == 0, result.output
+    views = [iio.imread(tmp_path / "gen" / f"view_0{i}.mp4", plugin="pyav").astype(float) for i in range(1, 5)]
+    assert all(v.shape == (2, 16, 16, 3) for v in views)
+    assert min(abs(a - b).mean() for i, a in enumerate(views) for b in views[i + 1:]) > 0.5
+    # only with --joint
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--views-per-group" in result.output and "--joint" in result.output

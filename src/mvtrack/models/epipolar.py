@@ -31,7 +31,7 @@ from torch import nn
 from .rotary import apply_wan_rotary
 
 from mvtrack.geometry import apply_homography, camera_centers, epipolar_lines, relative_pose, rotation_homography
-from mvtrack.geometry.epipolar import fundamental_matrix, point_line_distance
+from mvtrack.geometry.epipolar import fundamental_matrix, to_homogeneous
 
 MODES = ("module", "processor")
 COINCIDENT = ("full", "homography")
@@ -86,14 +86,14 @@ def token_epipolar_distances(
     ka = rearrange(K, "b v f i j -> b f v 1 i j").expand(B, Fr, V, V, 3, 3)
     kb = rearrange(K, "b v f i j -> b f 1 v i j").expand(B, Fr, V, V, 3, 3)
     lines = epipolar_lines(fundamental_matrix(wa, ka, wb, kb), x.expand(B, Fr, V, V, n, 2))  # (B, F, V, V, n, 3)
-    d = point_line_distance(x[None, :, :].expand(n, n, 2), lines[..., :, None, :].expand(B, Fr, V, V, n, n, 3))
+    d = (lines.float() @ to_homogeneous(x).float().T).abs()  # (B, F, V, V, n, n): |a x + b y + c|, a^2 + b^2 = 1
     same = coincident_centres(wa, wb)  # (B, F, V, V), True on the diagonal too
     if same.any():
         if coincident == "homography":
             T = relative_pose(wa, wb)
             Hm = rotation_homography(ka, T[..., :3, :3], kb)  # (B, F, V, V, 3, 3)
             xh = apply_homography(Hm, x.expand(B, Fr, V, V, n, 2))  # (B, F, V, V, n, 2)
-            dh = (x[None, None, None, None, None] - xh[..., :, None, :]).norm(dim=-1)  # (B, F, V, V, n, n)
+            dh = torch.cdist(xh.float(), x.float().expand(B, Fr, V, V, n, 2))  # (B, F, V, V, n, n)
             d = torch.where(same[..., None, None], dh, d)
         else:
             off_diagonal = same & ~torch.eye(V, dtype=torch.bool, device=same.device)
