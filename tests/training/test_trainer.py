@@ -219,3 +219,26 @@ def test_trains_in_wan_latent_space(tmp_path, wan_root):
     assert metrics["step"] == 2 and metrics["loss"] > 0
     model, codec = load_model(tmp_path / "final")  # transformer/ beside a copy of the VAE
     assert model.in_channels == 4 and codec.channels == 4
+
+
+def test_track_supervision_trains_in_wan_latent_space(tmp_path, wan_root):
+    """MVTrack4Gen's L_corr / L_track and Track4Gen's refiner on a Wan2.1-style latent model: tracks move to the
+    latent grid (latent frame k holds video frame 4k, 8x8 pixels per cell) and every tracking part trains."""
+    root, _ = wan_root
+    cfg = tiny_config(tmp_path, f"model={root}", "max_steps=2", "data.frames=5", "data.height=64", "data.width=64",
+                      "data.num_tracks=64", "checkpoint_every=2", "tracking.layers=[0, 1]", "tracking.refiner_block=1",
+                      "tracking.pairs=16")
+    trainer = Trainer(cfg)
+    clip = trainer.batches.get(0)
+    tracks, visible = trainer.model_tracks(clip)
+    assert tracks.shape == (2, 2, 2, 64, 2)  # 5 video frames -> latent frames 0 and 1 (video frames 0 and 4)
+    torch.testing.assert_close(tracks[:, :, 1], (clip.tracks[:, :, 4] + 0.5) / 8 - 0.5)
+    assert torch.equal(visible[:, :, 1], clip.visible[:, :, 4])
+    head = {k: v.clone() for k, v in trainer.supervision.head.state_dict().items()}
+    refiner = {k: v.clone() for k, v in trainer.unwrapped.refiner.state_dict().items()}
+    loss, parts = trainer.micro_step(0, 0)
+    assert {"corr", "track", "refiner"} <= set(parts) and all(torch.isfinite(v) for v in parts.values())
+    trainer.train()
+    assert any((head[k] - v).abs().max() > 0 for k, v in trainer.supervision.head.state_dict().items())
+    assert any((refiner[k] - v).abs().max() > 0 for k, v in trainer.unwrapped.refiner.state_dict().items()
+               if v.is_floating_point())

@@ -93,9 +93,6 @@ class Trainer:
                 raise ValueError(f"cvd.epipolar: {config.model} already has epipolar attention "
                                  f"{dict(model.config.epipolar)}, not {dict(wanted)}")
             self.supervision = TrackSupervision(config.tracking, model) if config.tracking.enabled else None
-        if self.supervision is not None and isinstance(self.codec, WanVAECodec):
-            raise ValueError("tracking: track supervision needs a pixel-space model (tracks are in pixels and frames; "
-                             "latent models compress both)")
         model.train()
         if isinstance(self.codec, WanVAECodec):  # frozen; encodes each batch on the training device
             self.codec.vae.to(acc.device).eval().requires_grad_(False)
@@ -166,14 +163,24 @@ class Trainer:
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
         parts = {"diffusion": loss.detach()}
         if self.supervision is not None:
-            track = self.supervision.losses(self.unwrapped, clip.tracks.to(acc.device), clip.visible.to(acc.device),
-                                            (h, w), generator)
+            tracks, visible = self.model_tracks(clip)
+            track = self.supervision.losses(self.unwrapped, tracks.to(acc.device), visible.to(acc.device), (h, w),
+                                            generator)
             loss = loss + track.pop("total")
             parts.update({k: v.detach() for k, v in track.items()})
         acc.backward(loss / cfg.grad_accum)
         if self.supervision is not None:
             self.supervision.clear(self.unwrapped)
         return loss.detach(), parts
+
+    def model_tracks(self, clip: MultiViewClip) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clip's tracks on the model's input grid: (B, V, F, N, 2) and (B, V, F, N). Pixel models: as they are.
+        Latent models (Wan VAE): latent frame k holds video frame ``codec.camera_frames`` (0, then 4k: the last of
+        the 4 frames it encodes, whose camera it is given too) and a latent cell covers 8x8 pixels, so positions
+        are ``(x + 0.5) / 8 - 0.5`` (cell centres stay centres)."""
+        frames = self.codec.camera_frames(clip.num_frames)
+        scale = 1 / self.codec.spatial_factor
+        return (clip.tracks[:, :, frames] + 0.5) * scale - 0.5, clip.visible[:, :, frames]
 
     def pseudo_views(self, clip: MultiViewClip, generator: torch.Generator) -> MultiViewClip:
         """CVD's hybrid data: each sample, with probability ``cvd.pseudo_fraction``, becomes view 0 and homography
