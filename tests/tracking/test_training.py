@@ -42,13 +42,6 @@ def test_supervised_training_logs_its_losses_and_resumes_exactly(tmp_path, train
     assert '"refiner_block": 1' in exported  # the refiner is part of the generator
 
 
-def test_latent_models_are_refused_with_a_reason(tmp_path, wan_root):
-    root, _ = wan_root
-    cfg = config(tmp_path, f"model={root}", "tracking={layers: [0]}")
-    with pytest.raises(ValueError, match="pixel-space model"):
-        Trainer(cfg)
-
-
 @pytest.mark.slow
 def test_corr_loss_teaches_the_supervised_layer_to_track(tmp_path):
     """150 steps of a tiny model on wide-baseline clips, with and without L_corr on layer 1: the supervised run's
