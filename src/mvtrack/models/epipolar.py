@@ -230,6 +230,8 @@ def _attention(q, k, v, mask: EpipolarMask, which: str) -> torch.Tensor:
     if mask.backend == "flex":
         block, score_mod = mask.flex_block_mask(which)
         return _compiled_flex()(q, k, v, block_mask=block, score_mod=score_mod)
+    if dense.is_floating_point():  # a soft bias in the attention's dtype (bf16 under autocast)
+        dense = dense.to(q.dtype)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
 
 
