@@ -628,13 +628,23 @@ def analyze_layers(
     frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
     views: int = typer.Option(None, help="Views (default: the model's training count)."),
+    per_head: bool = typer.Option(False, "--per-head", help="Also score each attention head alone (heads.png)."),
 ):
     """Score every self-attention layer of a model as a tracker (attention argmax vs ground-truth tracks)."""
     from rich.table import Table
 
     from mvtrack.runners import RerenderSettings
     from mvtrack.scenes import SynthConfig, clip_seed, render_clips
-    from mvtrack.tracking.analysis import NO_MOTION, as_dicts, attention_scores, merge_scores, plot_scores
+    from mvtrack.tracking.analysis import (
+        MEAN_HEADS,
+        NO_MOTION,
+        as_dicts,
+        attention_scores,
+        merge_scores,
+        plot_head_scores,
+        plot_scores,
+        rank_heads,
+    )
 
     pipe = _load_pipeline(model)
     net = pipe.transformer
@@ -654,7 +664,8 @@ def analyze_layers(
         task = progress.add_task("analysing clips", total=clips)
         for i in range(clips):
             clip = render_clips(config, [clip_seed(seed, i, "val")])
-            batches.append(attention_scores(net, clip, sigma=sigma, num_pairs=pairs, seed=seed + i))
+            batches.append(attention_scores(net, clip, sigma=sigma, num_pairs=pairs, seed=seed + i,
+                                            per_head=per_head))
             progress.advance(task)
     scores = merge_scores(batches)
     out.mkdir(parents=True, exist_ok=True)
@@ -666,14 +677,26 @@ def analyze_layers(
     for col in ("layer", "pairs", "PCK@1 all", "PCK@2 all", "PCK@4 all", "PCK@2 temporal", "PCK@2 cross-view",
                 "PCK@2 cross-view-time", "cycle"):
         table.add_column(col, justify="right")
-    by = {(r.layer, r.kind): r for r in scores}
+    by = {(r.layer, r.kind): r for r in scores if r.head == MEAN_HEADS}
     for layer in sorted({r.layer for r in scores}):
         a = by[(layer, "all")]
         table.add_row("no motion" if layer == NO_MOTION else str(layer), str(a.pairs), f"{a.pck1:.3f}",
                       f"{a.pck2:.3f}", f"{a.pck4:.3f}", *(f"{by[(layer, k)].pck2:.3f}" for k in
                       ("temporal", "cross_view", "cross_view_time")), "—" if layer == NO_MOTION else f"{a.cycle:.3f}")
     console.print(table)
-    console.print(f"wrote {out / 'layers.json'} and {out / 'layers.png'}")
+    if per_head:
+        plot_head_scores(scores, out / "heads.png", f"{Path(model).name}: each head's argmax as a tracker")
+        ranked = rank_heads(scores)
+        table = Table(title=f"attention heads as trackers, best first (all pairs; no motion PCK@2 "
+                            f"{by[(NO_MOTION, 'all')].pck2:.3f}; head-averaged rows in the table above)")
+        for col in ("rank", "layer", "head", "PCK@1", "PCK@2", "PCK@4", "PCK@2 cross-view", "cycle"):
+            table.add_column(col, justify="right")
+        heads = {(r.layer, r.head, r.kind): r for r in scores}
+        for i, r in enumerate(ranked, 1):
+            table.add_row(str(i), str(r.layer), str(r.head), f"{r.pck1:.3f}", f"{r.pck2:.3f}", f"{r.pck4:.3f}",
+                          f"{heads[(r.layer, r.head, 'cross_view')].pck2:.3f}", f"{r.cycle:.3f}")
+        console.print(table)
+    console.print(f"wrote {out / 'layers.json'}, {out / 'layers.png'}" + (" and heads.png" if per_head else ""))
 
 
 @app.command(name="track-features")

@@ -48,3 +48,39 @@ def test_pair_errors(small_clips):
         sample_pairs(batch.tracks, batch.visible[..., :3], 4)
     empty = sample_pairs(batch.tracks, torch.zeros_like(batch.visible), 4)
     assert not empty.valid.any()
+
+
+@pytest.mark.parametrize("kind", PAIR_KINDS)
+def test_required_visible_destinations_waste_no_pair(small_clips, kind):
+    """Sources are drawn among points that have a visible destination of the pair's kind, so no pair comes back
+    invalid (drawing the destination after the source left ~20% of cross-view pairs without one)."""
+    batch = collate(small_clips)
+    b = torch.arange(len(small_clips))[:, None]
+    pairs = sample_pairs(batch.tracks, batch.visible, 300, kinds=(kind,), require_dst_visible=True,
+                         generator=torch.Generator().manual_seed(2))
+    assert pairs.valid.all() and pairs.dst_visible.all()
+    assert batch.visible[b, pairs.src_view, pairs.src_time, pairs.track].all()
+    torch.testing.assert_close(pairs.dst_xy, batch.tracks[b, pairs.dst_view, pairs.dst_time, pairs.track])
+    same_v, same_t = pairs.src_view == pairs.dst_view, pairs.src_time == pairs.dst_time
+    assert {"temporal": same_v & ~same_t, "cross_view": ~same_v & same_t, "cross_view_time": ~same_v & ~same_t}[kind].all()
+    natural = sample_pairs(batch.tracks, batch.visible, 300, kinds=(kind,), generator=torch.Generator().manual_seed(2))
+    assert not natural.dst_visible.all()  # the wasted samples this avoids
+
+
+def test_occluded_share_feeds_a_visibility_classifier(small_clips):
+    batch = collate(small_clips)
+    b = torch.arange(len(small_clips))[:, None]
+    pairs = sample_pairs(batch.tracks, batch.visible, 64, require_dst_visible=True, occluded_share=0.25,
+                         generator=torch.Generator().manual_seed(3))
+    assert pairs.valid.all()
+    assert torch.equal(pairs.dst_visible, batch.visible[b, pairs.dst_view, pairs.dst_time, pairs.track])
+    assert (~pairs.dst_visible).sum(1).tolist() == [16] * len(small_clips)  # exactly the share, in every clip
+    assert set(pairs.kind[~pairs.dst_visible].tolist()) == {0, 1, 2}  # negatives of every kind
+    # a clip where nothing is ever occluded: those pairs fall back to visible destinations rather than being lost
+    everywhere = sample_pairs(batch.tracks, torch.ones_like(batch.visible), 64, require_dst_visible=True,
+                              occluded_share=0.25, generator=torch.Generator().manual_seed(3))
+    assert everywhere.valid.all() and everywhere.dst_visible.all()
+    with pytest.raises(ValueError, match="occluded_share: expected a share"):
+        sample_pairs(batch.tracks, batch.visible, 4, require_dst_visible=True, occluded_share=1.5)
+    with pytest.raises(ValueError, match="applies with require_dst_visible"):
+        sample_pairs(batch.tracks, batch.visible, 4, occluded_share=0.25)

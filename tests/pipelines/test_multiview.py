@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from mvtrack.models import camera_condition
 from mvtrack.pipelines import MultiViewPipeline, observed_layout
 from mvtrack.scenes import SynthConfig, render_clips
 
@@ -82,3 +83,80 @@ def test_latent_space_pipeline_with_wan_vae(wan_root):
     torch.testing.assert_close(out[:, 0, 0], clip.video[:, 0, 0], rtol=0, atol=0)
     with pytest.raises(ValueError, match="1 \\+ 4k frames"):
         pipe(clip.w2c[:, :, :4], clip.K[:, :, :4], clip.video[:, :, :4], "i2v")
+
+
+@pytest.fixture(scope="module")
+def camera_pipe():
+    """The tiny model with its camera branch drawn at random: at init it is zero, and cameras could not show."""
+    p = MultiViewPipeline.from_model("tiny")
+    p.set_progress_bar_config(disable=True)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in p.transformer.camera_encoder.parameters():
+            param.copy_(torch.randn(param.shape, generator=g) * 0.1)
+    return p
+
+
+def generate(pipe, w2c, K, video, observed="rerender", steps=3):
+    return pipe(w2c, K, video, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(0)).video
+
+
+def record_cameras(pipe):
+    """Every ``camera`` the pipeline hands its transformer, one per call; remove the returned hook after use."""
+    seen = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda module, args: seen.append(args[2].clone()))
+    return seen, hook
+
+
+def test_generated_views_follow_their_cameras(camera_pipe, pipe, clip):
+    out = generate(camera_pipe, clip.w2c, clip.K, clip.video)
+    swapped = generate(camera_pipe, clip.w2c[:, [1, 0]], clip.K[:, [1, 0]], clip.video)
+    assert (swapped[:, 1] - out[:, 1]).abs().max() > 1e-2
+    source_camera = clip.w2c.clone(), clip.K.clone()
+    source_camera[0][:, 1], source_camera[1][:, 1] = clip.w2c[:, 0], clip.K[:, 0]  # the target where the source is
+    assert (generate(camera_pipe, *source_camera, clip.video)[:, 1] - out[:, 1]).abs().max() > 1e-2
+    # the zero-initialised branch of a fresh model cannot tell (why the pipeline tests above cannot see cameras)
+    torch.testing.assert_close(generate(pipe, clip.w2c[:, [1, 0]], clip.K[:, [1, 0]], clip.video),
+                               generate(pipe, clip.w2c, clip.K, clip.video), rtol=0, atol=0)
+
+
+def test_the_model_gets_the_plucker_rays_of_each_view_in_order(camera_pipe):
+    clip = render_clips(SynthConfig(views=3, frames=3, height=16, width=16, num_tracks=4), [11])
+    seen, hook = record_cameras(camera_pipe)
+    try:
+        for perm in ([0, 1, 2], [0, 2, 1], [2, 0, 1]):
+            generate(camera_pipe, clip.w2c[:, perm], clip.K[:, perm], clip.video[:, perm], steps=2)
+    finally:
+        hook.remove()
+    assert len(seen) == 6 and all(torch.equal(seen[i], seen[i + 1]) for i in (0, 2, 4))  # one camera per run
+    direct = camera_condition(clip.w2c, clip.K, (16, 16), (16, 16))  # (B, V, T, 6, H, W)
+    torch.testing.assert_close(seen[0], direct)
+    # view 0 stays the reference: the other views' rays follow their cameras
+    torch.testing.assert_close(seen[2], seen[0][:, [0, 2, 1]])
+    # a new view 0 is a new reference frame: all rays are re-expressed in it
+    torch.testing.assert_close(seen[4], camera_condition(clip.w2c[:, [2, 0, 1]], clip.K[:, [2, 0, 1]], (16, 16), (16, 16)))
+    assert (seen[4] - seen[0][:, [2, 0, 1]]).abs().max() > 0.1
+
+
+def test_latent_frame_k_gets_the_camera_of_video_frame_4k(wan_root):
+    root, _ = wan_root
+    pipe = MultiViewPipeline.from_model(root)
+    pipe.set_progress_bar_config(disable=True)
+    clip = render_clips(SynthConfig(views=2, frames=5, height=32, width=32, num_tracks=4), [3])
+    seen, hook = record_cameras(pipe)
+    try:
+        generate(pipe, clip.w2c, clip.K, clip.video, "i2v", steps=1)
+    finally:
+        hook.remove()
+    frames = [0, 4]  # latent frame 0 holds video frame 0, latent frame 1 frames 1-4 (camera of the last)
+    torch.testing.assert_close(seen[0], camera_condition(clip.w2c[:, :, frames], clip.K[:, :, frames], (32, 32), (4, 4)))
+    assert (seen[0] - camera_condition(clip.w2c[:, :, :2], clip.K[:, :, :2], (32, 32), (4, 4))).abs().max() > 1e-2
+    with torch.no_grad():  # a camera branch that shows: the target's frame 2 conditions nothing, its frame 4 does
+        for param in pipe.transformer.camera_encoder.parameters():
+            param.copy_(torch.randn(param.shape, generator=torch.Generator().manual_seed(0)) * 0.1)
+    out = generate(pipe, clip.w2c, clip.K, clip.video, "i2v", steps=1)
+    moved = clip.w2c.clone()
+    moved[:, 1, 2] = clip.w2c[:, 0, 0]  # (view 1 is static: another view's camera)
+    torch.testing.assert_close(generate(pipe, moved, clip.K, clip.video, "i2v", steps=1), out, rtol=0, atol=0)
+    moved[:, 1, 4] = clip.w2c[:, 0, 0]
+    assert (generate(pipe, moved, clip.K, clip.video, "i2v", steps=1)[:, 1] - out[:, 1]).abs().max() > 1e-3

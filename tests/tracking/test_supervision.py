@@ -211,7 +211,166 @@ def test_tracking_config_errors_are_named():
     assert not TrackingConfig().enabled and TrackingConfig(layers=[1]).mvtrack4gen
 
 
-def test_pairs_move_to_the_tracks_device():
-    pairs = TrackPairs(*(torch.zeros(1, 2) for _ in range(10)))
-    moved = TrackPairs(**{k: v.to("cpu") for k, v in vars(pairs).items()})
-    assert moved.track.device.type == "cpu"
+@pytest.mark.parametrize("head", [False, True])
+def test_losses_use_true_correspondences_with_visible_destinations_on_the_tracks_device(monkeypatch, head):
+    """The pairs behind ``TrackSupervision.losses`` are the tracks' own correspondences, drawn with visible
+    destinations (none wasted by the masks of L_corr and the refiner) but for the eighth of occluded ones that keeps
+    the head's visibility BCE fed; the losses come back on the tracks' (the model's) device."""
+    from mvtrack.data.pairs import sample_pairs
+    from mvtrack.tracking import supervision
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = build_model("tiny").to(device)
+    config = TrackingConfig(layers=[0], corr_weight=1.0, track_weight=1.0 if head else 0.0, pairs=64)
+    sup = TrackSupervision(config, model).to(device)
+    grid = TokenGrid.of(model, 2, 3, 32, 32)
+    drawn: list[TrackPairs] = []
+
+    def record(*args, **kwargs) -> TrackPairs:
+        drawn.append(sample_pairs(*args, **kwargs))
+        return drawn[-1]
+
+    monkeypatch.setattr(supervision, "sample_pairs", record)
+    visible = torch.rand(1, 2, 3, 8, generator=torch.Generator().manual_seed(0)) > 0.3  # ~30% occluded
+    corr = {}
+    for shuffle in (False, True):
+        # Q/K on which attending to the same code is attending to the true point (shuffled: odd frames lie)
+        feats, tracks = _coded_scene(grid, num_tracks=8, shuffle=shuffle)
+        qk = feats.to(device)
+        monkeypatch.setattr(sup.capture, "qk", {0: (qk, qk)}.__getitem__)  # layer 0's (queries, keys)
+        losses = sup.losses(model, tracks.to(device), visible.to(device), (32, 32), torch.Generator().manual_seed(1))
+        assert all(v.device.type == device.type for v in losses.values())
+        corr[shuffle] = losses["corr"].item()
+        pairs, b = drawn[-1], torch.arange(1)[:, None]
+        assert pairs.valid.all() and visible[b, pairs.src_view, pairs.src_time, pairs.track].all()
+        torch.testing.assert_close(pairs.src_xy, tracks[b, pairs.src_view, pairs.src_time, pairs.track])
+        torch.testing.assert_close(pairs.dst_xy, tracks[b, pairs.dst_view, pairs.dst_time, pairs.track])
+        assert torch.equal(pairs.dst_visible, visible[b, pairs.dst_view, pairs.dst_time, pairs.track])
+        # every destination visible without the head; with it, 8 of 64 occluded: the BCE sees both classes
+        assert (~pairs.dst_visible).sum() == (8 if head else 0)
+        if head:
+            assert torch.isfinite(losses["track"]) and losses["track"] > 0
+    assert corr[False] < 0.05 and corr[True] > 1.0  # the loss follows the pairs, and the pairs follow the tracks
+
+
+def test_eq3_soft_argmax_on_a_hand_computed_cost_volume():
+    """Track4Gen's Eq. 3: the raw similarities within the radius of the argmax, normalised (negative ones at 0)."""
+    grid = TokenGrid(views=1, frames=1, h=3, w=3, ph=8, pw=8)
+    S = torch.tensor([[0.1, 0.2, 0.0],
+                      [0.3, 0.9, -0.5],
+                      [0.0, 0.1, 0.6]]).reshape(1, 1, 9)  # row v, column u; peak at (u, v) = (1, 1)
+    # radius 1 keeps the cross (1,0) 0.2, (0,1) 0.3, (1,1) 0.9, (2,1) -0.5 -> 0, (1,2) 0.1; total 1.5
+    # u = (1*0.2 + 0*0.3 + 1*0.9 + 1*0.1) / 1.5 = 0.8;  v = (0*0.2 + 1*0.3 + 1*0.9 + 2*0.1) / 1.5 = 14/15
+    eq3 = soft_argmax_uv(S, grid, radius=1.0, mode="eq3")
+    torch.testing.assert_close(eq3, torch.tensor([[[0.8, 14 / 15]]]), rtol=0, atol=1e-6)
+    softmax = soft_argmax_uv(S, grid, radius=1.0, temperature=0.1)
+    assert (softmax - eq3).abs().max() > 0.05
+    # no radius: all 9 (negatives at 0), total 2.2; u = (0.2 + 0.9 + 0.1 + 2*0.6) / 2.2, v = (0.3 + 0.9 + 2*0.7) / 2.2
+    torch.testing.assert_close(soft_argmax_uv(S, grid, mode="eq3"), torch.tensor([[[2.4 / 2.2, 2.6 / 2.2]]]))
+    # nothing positive in the window: the argmax itself
+    torch.testing.assert_close(soft_argmax_uv(-S.abs() - 0.1 * (S == 0.9), grid, radius=1.0, mode="eq3"),
+                               torch.tensor([[[2.0, 0.0]]]))
+    with pytest.raises(ValueError, match="soft-argmax mode"):
+        soft_argmax_uv(S, grid, mode="hard")
+
+
+def test_refiner_loss_with_eq3_is_small_on_true_correspondences_and_large_on_shuffled_ones():
+    grid = TokenGrid(views=2, frames=2, h=6, w=6, ph=8, pw=8)
+    feats, tracks = _coded_scene(grid)
+    src_f, src_uv, dst_f, dst_uv = _all_pairs(grid, tracks)
+    mask = torch.ones_like(src_f, dtype=torch.bool)
+    refined = feats[0, :, 0].reshape(grid.views * grid.frames, grid.h, grid.w, -1).permute(0, 3, 1, 2)
+    # Eq. 3's weights are linear in the cosine: the noise tokens near the true one (cosine ~ +-1/sqrt(16)) still pull
+    # a little, where a softmax at temperature 0.05 would not
+    assert refiner_loss(refined, grid, src_f, src_uv, dst_f, dst_uv, mask, radius=2.0, softargmax="eq3") < 0.1
+    shuffled, tracks = _coded_scene(grid, shuffle=True)
+    refined = shuffled[0, :, 0].reshape(grid.views * grid.frames, grid.h, grid.w, -1).permute(0, 3, 1, 2)
+    assert refiner_loss(refined, grid, src_f, src_uv, dst_f, dst_uv, mask, radius=2.0, softargmax="eq3") > 0.5
+
+
+def test_track4gen_options_are_validated():
+    for key in ("refiner_style", "refiner_softargmax", "trainable"):
+        with pytest.raises(ValueError, match=f"tracking.{key}: expected one of"):
+            TrackingConfig(refiner_block=0, **{key: "sideways"})
+    cfg = TrackingConfig(refiner_block=0, refiner_style="paper", refiner_softargmax="eq3", trainable="track4gen")
+    assert cfg.track4gen
+    with pytest.raises(ValueError, match="refiner style"):
+        build_model("tiny", refiner_block=0, refiner_style="sideways")
+
+
+def _track4gen_tiny(tmp_path, *overrides):
+    from pathlib import Path
+
+    from mvtrack.training import TrainConfig
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "camera_only_tiny.yaml"
+    tracking = ("tracking={refiner_block: 0, refiner_style: paper, refiner_softargmax: eq3, refiner_radius: 3.0, "
+                "trainable: track4gen, pairs: 32}")
+    return TrainConfig.from_yaml(tiny, [f"output_dir={tmp_path}", "data.num_tracks=32", "log_every=1", tracking,
+                                        *overrides])
+
+
+def test_track4gen_trainable_subset_trains_only_it_and_resumes_exactly(tmp_path):
+    """tracking.trainable=track4gen freezes all but every block's self-attention and the refiner (and its zero
+    conv); two steps change exactly those; frozen weights stay in the checkpoints and the EMA; a run resumed from
+    step 1 ends bit-identical to an uninterrupted one (BatchNorm running statistics included)."""
+    from safetensors.torch import load_file
+
+    from mvtrack.models.refiner import track4gen_trainable
+    from mvtrack.training import Trainer
+
+    full = Trainer(_track4gen_tiny(tmp_path / "full", "max_steps=2", "checkpoint_every=1"))
+    model = full.unwrapped
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == set(track4gen_trainable(model))
+    assert trainable == {n for n, _ in model.named_parameters() if ".attn1." in n or n.startswith("refiner.")}
+    in_optimizer = {id(p) for group in full.optimizer.param_groups for p in group["params"]}
+    assert in_optimizer == {id(p) for n, p in model.named_parameters() if n in trainable}
+    before = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    full.train()
+    after = model.state_dict()
+    changed = {n for n, _ in model.named_parameters() if not torch.equal(before[n], after[n])}
+    assert changed == trainable  # all of them move (the refiner's hidden layers once its last conv has)
+    assert not torch.equal(before["refiner.refiner.norms.0.running_mean"], after["refiner.refiner.norms.0.running_mean"])
+    saved = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "model.safetensors")
+    ema = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "ema.safetensors")
+    for n, _ in model.named_parameters():
+        if n not in trainable:
+            assert torch.equal(saved[n], before[n]) and torch.equal(ema[n], before[n]), n
+
+    Trainer(_track4gen_tiny(tmp_path / "split", "max_steps=1", "checkpoint_every=1")).train()
+    resumed = Trainer(_track4gen_tiny(tmp_path / "split", "max_steps=2", "checkpoint_every=1"))
+    assert resumed.start_step == 1
+    assert {n for n, p in resumed.unwrapped.named_parameters() if p.requires_grad} == trainable
+    resumed.train()
+    for k, v in resumed.unwrapped.state_dict().items():
+        torch.testing.assert_close(v, after[k], rtol=0, atol=0, msg=k)
+
+
+def test_calibration_gives_a_finite_positive_weight_on_the_tiny_model(tmp_path):
+    import math
+
+    from mvtrack.tracking.calibrate import calibrate_track4gen_weight
+
+    norms = calibrate_track4gen_weight(_track4gen_tiny(tmp_path, "tracking.refiner_softargmax=softmax"), batches=2)
+    # the refiner loss reaches the backbone only up to the refined block (block 0): its self-attention
+    assert norms.shared and all(n.startswith("wan.blocks.0.attn1.") for n in norms.shared)
+    assert len(norms.diffusion) == len(norms.refiner) == 2 and all(g > 0 for g in norms.diffusion + norms.refiner)
+    w = norms.weight(0.1)
+    assert math.isfinite(w) and w > 0
+    assert norms.weight(1.0) == pytest.approx(10 * w)
+    assert not list(tmp_path.iterdir())  # writes nothing
+
+
+def test_pair_head_runs_on_bf16_queries_and_keys():
+    """Under CUDA autocast the captured Q/K are bf16 while the head's weights are float32."""
+    from mvtrack.tracking.head import TrackHead
+    from mvtrack.tracking.tokens import TokenGrid
+
+    grid = TokenGrid(1, 2, 4, 4, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 3, 2, 8, generator=g).bfloat16()
+    k = torch.randn(1, 32, 2, 8, generator=g).bfloat16()
+    estimates, vis = TrackHead(1, levels=2, radius=1, iters=2)([q], [k], grid, torch.tensor([[1, 1, 0]]),
+                                                                torch.zeros(1, 3, 2))
+    assert estimates[-1].dtype == torch.float32 and torch.isfinite(vis).all()

@@ -242,3 +242,16 @@ def test_track_supervision_trains_in_wan_latent_space(tmp_path, wan_root):
     assert any((head[k] - v).abs().max() > 0 for k, v in trainer.supervision.head.state_dict().items())
     assert any((refiner[k] - v).abs().max() > 0 for k, v in trainer.unwrapped.refiner.state_dict().items()
                if v.is_floating_point())
+
+
+def test_export_keeps_the_trained_buffers(tmp_path):
+    """A paper-style Track4Gen refiner's BatchNorm running statistics reach final/ (the EMA holds parameters only)."""
+    cfg = tiny_config(tmp_path, "max_steps=2", "checkpoint_every=2", "data.num_tracks=64",
+                      "tracking={refiner_block: 1, refiner_style: paper, refiner_weight: 0.5}")
+    Trainer(cfg).train()
+    trained = load_file(tmp_path / "checkpoints" / "step_000002" / "model.safetensors")
+    final = load_file(tmp_path / "final" / "diffusion_pytorch_model.safetensors")
+    stats = [k for k in trained if k.endswith("running_mean")]
+    assert stats and any(trained[k].abs().sum() > 0 for k in stats)
+    for k in stats:
+        torch.testing.assert_close(final[k], trained[k])

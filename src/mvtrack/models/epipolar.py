@@ -28,10 +28,10 @@ from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 from einops import rearrange
 from torch import nn
 
-from .rotary import apply_wan_rotary
-
 from mvtrack.geometry import apply_homography, camera_centers, epipolar_lines, relative_pose, rotation_homography
 from mvtrack.geometry.epipolar import fundamental_matrix, to_homogeneous
+
+from .rotary import apply_wan_rotary
 
 MODES = ("module", "processor")
 COINCIDENT = ("full", "homography")

@@ -48,6 +48,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         refiner_block: Track4Gen: index of the block whose output hidden states, reshaped per frame, go through an
             identity-initialised refiner and return as ``h + zero_conv(stop_grad(R(h)))``; None (default) for none.
             The refined features of the last forward are kept in ``self.refined`` ((B*V*F, D, h', w')).
+        refiner_style: which refiner (``mvtrack.models.refiner``): ``bottleneck`` (default; what models saved
+            before the option hold) or ``paper`` (Track4Gen's 8-layer full-width Conv-BN-ReLU stack).
         track_conditioner: Track2View: keyword arguments of ``TrackConditioner`` (``blocks``, ``width``, ``tokens``,
             ``pixels``, ...); None (default) for none. With it, ``forward`` takes paired tracks; without tracks
             the model runs as camera-only.
@@ -70,6 +72,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         prediction_type: str = "velocity",
         min_sigma: float = 0.05,
         refiner_block: int | None = None,
+        refiner_style: str = "bottleneck",
         track_conditioner: dict | None = None,
         epipolar: dict | None = None,
     ):
@@ -86,7 +89,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.gradient_checkpointing = False
         if refiner_block is not None and not 0 <= refiner_block < wan.num_layers:
             raise ValueError(f"refiner_block: expected a block index in [0, {wan.num_layers}), got {refiner_block}")
-        self.refiner = RefinerFeedback(dim) if refiner_block is not None else None
+        self.refiner = RefinerFeedback(dim, style=refiner_style) if refiner_block is not None else None
         self.refined: torch.Tensor | None = None
         self.conditioner = self._build_track_conditioner(track_conditioner) if track_conditioner else None
         self.cross_view = None  # CVD's cross-view attention modules (module mode), by block index (not `epipolar`: a
@@ -164,20 +167,24 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         model.wan.load_state_dict(wan.state_dict())
         return model if wan.dtype == model.dtype else model.to(wan.dtype)
 
-    def add_refiner(self, block: int) -> None:
+    def add_refiner(self, block: int, style: str | None = None) -> None:
         """Give a model built without one a Track4Gen refiner after ``block`` (identity refiner, zero feedback: the
-        outputs do not change)."""
+        outputs do not change); ``style``: ``bottleneck`` (None: the model's ``refiner_style``) or ``paper``."""
+        style = style or self.config.refiner_style
         if self.refiner is not None:
             if self.config.refiner_block != block:
                 raise ValueError(f"refiner_block: the model already refines block {self.config.refiner_block}, "
                                  f"not {block}")
+            if self.config.refiner_style != style:
+                raise ValueError(f"refiner_style: the model already has a {self.config.refiner_style!r} refiner, "
+                                 f"not {style!r}")
             return
         n = self.wan.config.num_layers
         if not 0 <= block < n:
             raise ValueError(f"refiner_block: expected a block index in [0, {n}), got {block}")
         dim = self.wan.config.num_attention_heads * self.wan.config.attention_head_dim
-        self.refiner = RefinerFeedback(dim).to(device=self.device, dtype=self.dtype)
-        self.register_to_config(refiner_block=block)
+        self.refiner = RefinerFeedback(dim, style=style).to(device=self.device, dtype=self.dtype)
+        self.register_to_config(refiner_block=block, refiner_style=style)
 
     @property
     def patch_size(self) -> tuple[int, int, int]:

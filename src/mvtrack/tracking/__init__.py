@@ -3,11 +3,35 @@ analysis and zero-shot feature tracking."""
 
 from .capture import QKCapture, QKCaptureProcessor
 from .head import TrackHead
-from .losses import corr_loss, refiner_loss, track_loss
+from .losses import corr_loss, corr_loss_per_head, refiner_loss, track_loss
+from .mvtap_head import MultiViewTrackHead
 from .supervision import TrackingConfig, TrackSupervision
-from .tokens import TokenGrid, argmax_uv, frame_logits, sample_tokens, soft_argmax_uv, soft_labels
+from .tokens import (
+    TokenGrid,
+    argmax_uv,
+    frame_logits,
+    frame_logits_per_head,
+    sample_tokens,
+    soft_argmax_uv,
+    soft_labels,
+)
 
 __all__ = [
-    "QKCapture", "QKCaptureProcessor", "TrackHead", "corr_loss", "refiner_loss", "track_loss", "TrackingConfig",
-    "TrackSupervision", "TokenGrid", "argmax_uv", "frame_logits", "sample_tokens", "soft_argmax_uv", "soft_labels",
+    "MultiViewTrackHead",
+    "QKCapture",
+    "QKCaptureProcessor",
+    "TokenGrid",
+    "TrackHead",
+    "TrackSupervision",
+    "TrackingConfig",
+    "argmax_uv",
+    "corr_loss",
+    "corr_loss_per_head",
+    "frame_logits",
+    "frame_logits_per_head",
+    "refiner_loss",
+    "sample_tokens",
+    "soft_argmax_uv",
+    "soft_labels",
+    "track_loss",
 ]

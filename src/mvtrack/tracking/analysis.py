@@ -12,10 +12,11 @@ from mvtrack.data.pairs import PAIR_KINDS, sample_pairs
 from mvtrack.models import camera_condition
 
 from .capture import QKCapture
-from .tokens import TokenGrid, argmax_uv, frame_logits, sample_tokens
+from .tokens import TokenGrid, argmax_uv, frame_logits, frame_logits_per_head, sample_tokens
 
 PCK_THRESHOLDS = (1, 2, 4)  # tokens
 NO_MOTION = -1  # the layer index of the no-motion reference rows
+MEAN_HEADS = -1  # the head index of rows scoring the head-averaged logits (the attention's mean over heads)
 
 
 @dataclass
@@ -27,6 +28,7 @@ class LayerScore:
     pck4: float
     cycle: float  # share whose argmax, attending back, lands within 1 token of the query
     pairs: int
+    head: int = MEAN_HEADS  # the attention head scored alone, or MEAN_HEADS (-1) for the head-averaged logits
 
 
 def noised_inputs(clip: MultiViewClip, sigma: float, generator: torch.Generator, device):
@@ -39,20 +41,60 @@ def noised_inputs(clip: MultiViewClip, sigma: float, generator: torch.Generator,
     return (1 - sigma) * x0 + sigma * noise, timestep, camera
 
 
+def _rows(layer: int, err: torch.Tensor, cycle: torch.Tensor, kind: torch.Tensor, valid: torch.Tensor,
+          head: int = MEAN_HEADS) -> list[LayerScore]:
+    """One score per pair kind and ``all`` from the errors (B, P) in tokens and cycle hits (B, P) of valid pairs."""
+    out = []
+    for name in (*PAIR_KINDS, "all"):
+        sel = valid & ((kind == PAIR_KINDS.index(name)) if name != "all" else True)
+        n = int(sel.sum())
+        pck = [float((err[sel] < t).float().mean()) if n else float("nan") for t in PCK_THRESHOLDS]
+        out.append(LayerScore(layer, name, *pck, float(cycle[sel].float().mean()) if n else float("nan"), n, head))
+    return out
+
+
+def qk_scores(q: torch.Tensor, k: torch.Tensor, grid: TokenGrid, src_frame: torch.Tensor, src_uv: torch.Tensor,
+              dst_frame: torch.Tensor, dst_uv: torch.Tensor, kind: torch.Tensor, valid: torch.Tensor, layer: int,
+              per_head: bool = False) -> list[LayerScore]:
+    """Score one layer's attention argmax as a tracker on given correspondences: the head-averaged logits, and each
+    head's own logits when ``per_head`` (what each head's softmax attends to).
+
+    Args:
+        q, k: (B, L, heads, d) the layer's queries and keys; src_frame, dst_frame: (B, P) frame indices; src_uv,
+            dst_uv: (B, P, 2) grid coordinates; kind: (B, P) indices into PAIR_KINDS; valid: (B, P) bool.
+
+    Returns:
+        rows for MEAN_HEADS, then for heads 0..heads-1 when ``per_head``; each for every pair kind and ``all``.
+    """
+    query = sample_tokens(q, grid, src_frame, src_uv)  # (B, P, heads, d)
+    found = argmax_uv(frame_logits(query, k, grid, dst_frame), grid)
+    back = argmax_uv(frame_logits(sample_tokens(q, grid, dst_frame, found), k, grid, src_frame), grid)
+    scores = _rows(layer, (found - dst_uv).norm(dim=-1), (back - src_uv).norm(dim=-1) < 1.0, kind, valid)
+    if per_head:
+        found = argmax_uv(frame_logits_per_head(query, k, grid, dst_frame), grid)  # (B, P, heads, 2)
+        for h in range(q.shape[2]):
+            hq = sample_tokens(q[:, :, h:h + 1], grid, dst_frame, found[:, :, h])  # the head's query at its match
+            back = argmax_uv(frame_logits(hq, k[:, :, h:h + 1], grid, src_frame), grid)
+            scores += _rows(layer, (found[:, :, h] - dst_uv).norm(dim=-1), (back - src_uv).norm(dim=-1) < 1.0, kind,
+                            valid, h)
+    return scores
+
+
 @torch.no_grad()
 def attention_scores(model, clip: MultiViewClip, layers: list[int] | None = None, sigma: float = 0.5,
-                     num_pairs: int = 256, seed: int = 0) -> list[LayerScore]:
+                     num_pairs: int = 256, seed: int = 0, per_head: bool = False) -> list[LayerScore]:
     """Score the attention argmax of ``layers`` (default: all) as a tracker on ``clip``'s ground-truth tracks.
 
     Every frame of every view is noised to ``sigma`` (flow matching: ``(1 - sigma) x + sigma eps``); queries at
     visible points of one (view, frame) attend over the keys of the frame holding the same point elsewhere; the
-    argmax (head-averaged logits) is compared with the true position in token units.
+    argmax (head-averaged logits, and each head's own with ``per_head``) is compared with the true position in
+    token units (:func:`qk_scores`).
 
     Args:
         model: a pixel-space MultiViewTransformer; clip: (B, V, F, ...) at the model's input size.
     """
     layers = list(range(len(model.wan.blocks))) if layers is None else list(layers)
-    B, V, F = clip.video.shape[:3]
+    V, F = clip.video.shape[1:3]
     H, W = clip.size
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -65,27 +107,22 @@ def attention_scores(model, clip: MultiViewClip, layers: list[int] | None = None
     valid = pairs.valid.to(device)
     kind = pairs.kind.to(device)
 
-    def rows(layer: int, err: torch.Tensor, cycle: torch.Tensor) -> list[LayerScore]:
-        out = []
-        for name in (*PAIR_KINDS, "all"):
-            sel = valid & ((kind == PAIR_KINDS.index(name)) if name != "all" else True)
-            n = int(sel.sum())
-            pck = [float((err[sel] < t).float().mean()) if n else float("nan") for t in PCK_THRESHOLDS]
-            out.append(LayerScore(layer, name, *pck, float(cycle[sel].float().mean()) if n else float("nan"), n))
-        return out
-
     # Reference (layer -1): a "tracker" that predicts no motion, the token of the same position in the other frame.
     # Small camera motion makes it strong; a layer is a tracker only where it beats it.
-    scores = rows(NO_MOTION, (src_uv.round() - dst_uv).norm(dim=-1), torch.ones_like(valid))
+    scores = _rows(NO_MOTION, (src_uv.round() - dst_uv).norm(dim=-1), torch.ones_like(valid), kind, valid)
     with QKCapture(model, layers) as capture:
         model(x_t, timestep, camera)
         for layer in layers:
             q, k = capture.qk(layer)
-            q, k = q.float(), k.float()
-            found = argmax_uv(frame_logits(sample_tokens(q, grid, src_f, src_uv), k, grid, dst_f), grid)
-            back = argmax_uv(frame_logits(sample_tokens(q, grid, dst_f, found), k, grid, src_f), grid)
-            scores += rows(layer, (found - dst_uv).norm(dim=-1), (back - src_uv).norm(dim=-1) < 1.0)
+            scores += qk_scores(q.float(), k.float(), grid, src_f, src_uv, dst_f, dst_uv, kind, valid, layer,
+                                per_head)
     return scores
+
+
+def rank_heads(scores: list[LayerScore], kind: str = "all", field: str = "pck2") -> list[LayerScore]:
+    """The per-head rows (of ``kind``) from best to worst by ``field``: the heads that track best come first."""
+    rows = [s for s in scores if s.kind == kind and s.head != MEAN_HEADS and s.layer != NO_MOTION]
+    return sorted(rows, key=lambda s: (-getattr(s, field), -s.cycle, s.layer, s.head))
 
 
 def merge_scores(batches: list[list[LayerScore]]) -> list[LayerScore]:
@@ -95,15 +132,17 @@ def merge_scores(batches: list[list[LayerScore]]) -> list[LayerScore]:
         n = sum(r.pairs for r in rows)
         mean = {f: sum(getattr(r, f) * r.pairs for r in rows if r.pairs) / n if n else float("nan")
                 for f in ("pck1", "pck2", "pck4", "cycle")}
-        out.append(LayerScore(rows[0].layer, rows[0].kind, **mean, pairs=n))
+        out.append(LayerScore(rows[0].layer, rows[0].kind, **mean, pairs=n, head=rows[0].head))
     return out
 
 
 def plot_scores(scores: list[LayerScore], path, title: str = "") -> None:
-    """PCK@2 tokens and cycle consistency per layer, one line per pair kind; dotted: the no-motion reference."""
+    """PCK@2 tokens and cycle consistency per layer (head-averaged logits), one line per pair kind; dotted: the
+    no-motion reference."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    scores = [s for s in scores if s.head == MEAN_HEADS]
     fig = Figure(figsize=(9, 3.4), dpi=100)
     FigureCanvasAgg(fig)
     for i, (field, label) in enumerate((("pck2", "PCK @ 2 tokens"), ("cycle", "cycle consistency"))):
@@ -122,6 +161,43 @@ def plot_scores(scores: list[LayerScore], path, title: str = "") -> None:
     fig.axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def plot_head_scores(scores: list[LayerScore], path, title: str = "") -> None:
+    """PCK@2 tokens and cycle consistency of every (layer, head) on all pairs as heat maps; the last column is the
+    head-averaged logits, and the no-motion reference's PCK@2 is in the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = [s for s in scores if s.kind == "all" and s.layer != NO_MOTION]
+    layers = sorted({s.layer for s in rows})
+    heads = sorted({s.head for s in rows if s.head != MEAN_HEADS})
+    if not heads:
+        raise ValueError("plot_head_scores: no per-head rows (score with per_head=True)")
+    columns = [*heads, MEAN_HEADS]
+    by = {(s.layer, s.head): s for s in rows}
+    ref = next((s.pck2 for s in scores if s.kind == "all" and s.layer == NO_MOTION), float("nan"))
+    fig = Figure(figsize=(4 + 0.45 * len(columns), 1.2 + 0.35 * len(layers)), dpi=100)
+    FigureCanvasAgg(fig)
+    for i, (field, label) in enumerate((("pck2", "PCK @ 2 tokens"), ("cycle", "cycle consistency"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        grid = [[getattr(by[(layer, h)], field) if (layer, h) in by else float("nan") for h in columns]
+                for layer in layers]
+        image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        if len(layers) * len(columns) <= 256:  # values in the cells while they stay legible
+            for y, row in enumerate(grid):
+                for x, value in enumerate(row):
+                    ax.text(x, y, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                            color="black" if value > 0.6 else "white")
+        ax.set_xticks(range(len(columns)), [str(h) for h in heads] + ["mean"], fontsize=7)
+        ax.set_yticks(range(len(layers)), [str(layer) for layer in layers], fontsize=7)
+        ax.set_xlabel("head")
+        ax.set_ylabel("layer")
+        ax.set_title(label, fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.05)
+    fig.suptitle(f"{title} (no motion: PCK@2 {ref:.3f})".strip(), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
 

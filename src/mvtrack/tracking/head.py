@@ -84,8 +84,10 @@ class TrackHead(nn.Module):
         Returns:
             estimates: ``iters`` tensors (B, P, 2) in grid units; visibility logits (B, P).
         """
+        # float32 whatever the backbone's dtype (bf16 Q/K under autocast): the head's weights are float32
+        queries, keys = [q.float() for q in queries], [k.float() for k in keys]
         pyramids = [_pooled_keys(k, grid, self.levels) for k in keys]
-        uv, estimates = init_uv.detach(), []
+        uv, estimates = init_uv.float().detach(), []
         for _ in range(self.iters):
             hidden = self.mlp(self.correlations(queries, pyramids, frame, uv))
             uv = uv.detach() + self.delta(hidden)

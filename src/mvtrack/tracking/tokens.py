@@ -104,6 +104,31 @@ def frame_logits(query: torch.Tensor, key: torch.Tensor, grid: TokenGrid, frame:
     return out
 
 
+def frame_logits_per_head(query: torch.Tensor, key: torch.Tensor, grid: TokenGrid,
+                          frame: torch.Tensor) -> torch.Tensor:
+    """Attention logits of sampled queries against every key of one frame each, head by head (what each head's
+    softmax sees; :func:`frame_logits` is their mean over heads).
+
+    Memory is O(B x P x heads x tokens per frame).
+
+    Args:
+        query: (B, P, heads, d) the sampled queries; key: (B, L, heads, d) the layer's keys.
+        frame: (B, P) target frame index of each query.
+
+    Returns:
+        (B, P, heads, h * w) logits ``q . k / sqrt(d)``.
+    """
+    B, P, heads, d = query.shape
+    keys = key.view(B, -1, grid.per_frame, heads, d)  # (B, frames_total, n, heads, d)
+    out = query.new_empty(B, P, heads, grid.per_frame)
+    scale = 1.0 / math.sqrt(d)
+    for b in range(B):
+        for f in frame[b].unique().tolist():
+            sel = (frame[b] == f).nonzero().squeeze(1)
+            out[b, sel] = torch.einsum("phd,nhd->phn", query[b, sel], keys[b, f]) * scale
+    return out
+
+
 def soft_labels(grid: TokenGrid, uv: torch.Tensor) -> torch.Tensor:
     """Target distributions (B, P, h * w) over a frame's tokens: the bilinear weights of the true grid point on
     its (up to) four neighbouring tokens."""
@@ -118,16 +143,38 @@ def argmax_uv(logits: torch.Tensor, grid: TokenGrid) -> torch.Tensor:
     return torch.stack([i % grid.w, i // grid.w], -1).to(logits.dtype)
 
 
+SOFTARGMAX_MODES = ("softmax", "eq3")
+
+
 def soft_argmax_uv(logits: torch.Tensor, grid: TokenGrid, radius: float | None = None,
-                   temperature: float = 1.0) -> torch.Tensor:
-    """Expected grid position (B, P, 2) under ``softmax(logits / temperature)``, restricted to tokens within
-    ``radius`` of the argmax when given (Track4Gen's windowed soft-argmax)."""
+                   temperature: float = 1.0, mode: str = "softmax") -> torch.Tensor:
+    """Expected grid position (B, P, 2) under weights over a frame's tokens, restricted to tokens within
+    ``radius`` of the argmax when given (Track4Gen's windowed soft-argmax).
+
+    Args:
+        logits: (B, P, h * w) scores of each query against one frame's tokens.
+        mode: ``softmax``: weights ``softmax(logits / temperature)``. ``eq3``: Track4Gen's Eq. 3, the scores
+            themselves (raw cosine similarities, ``temperature`` unused) normalised by their sum,
+            ``sum_p S(p) x_p / sum_p S(p)`` over the window. Eq. 3 is a weighted mean only where ``S >= 0``, which
+            the paper's refined features guarantee (its refiner ends with a ReLU: cosines of non-negative vectors
+            are >= 0). On signed features a negative score would push the estimate away and its denominator can
+            cross zero (an unbounded estimate), so scores are clamped at 0: Eq. 3 exactly on the paper's features.
+            Where no score in the window is positive the estimate is the argmax.
+    """
+    if mode not in SOFTARGMAX_MODES:
+        raise ValueError(f"soft-argmax mode: expected one of {SOFTARGMAX_MODES}, got {mode!r}")
     ys, xs = torch.meshgrid(torch.arange(grid.h, device=logits.device), torch.arange(grid.w, device=logits.device),
                             indexing="ij")
     coords = torch.stack([xs, ys], -1).reshape(-1, 2).to(logits.dtype)  # (n, 2)
+    peak = argmax_uv(logits, grid)  # (B, P, 2)
+    far = None if radius is None else (coords[None, None] - peak[..., None, :]).norm(dim=-1) > radius
+    if mode == "eq3":
+        weight = logits.clamp_min(0)
+        if far is not None:
+            weight = weight.masked_fill(far, 0.0)
+        total = weight.sum(-1, keepdim=True)  # (B, P, 1)
+        return torch.where(total > 0, (weight @ coords) / total.clamp_min(torch.finfo(total.dtype).tiny), peak)
     z = logits / temperature
-    if radius is not None:
-        peak = argmax_uv(logits, grid)
-        far = (coords[None, None] - peak[..., None, :]).norm(dim=-1) > radius
+    if far is not None:
         z = z.masked_fill(far, float("-inf"))
     return F.softmax(z, -1) @ coords

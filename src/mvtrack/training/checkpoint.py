@@ -236,7 +236,11 @@ def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtyp
     missing = set(dict(model.named_parameters())) - set(ema)
     if missing:
         raise ValueError(f"checkpoint {ckpt}: EMA weights miss {sorted(missing)[:3]}")
-    model.load_state_dict({**model.state_dict(), **ema})
+    # buffers (BatchNorm running statistics of a paper-style Track4Gen refiner) come from the trained model: the EMA
+    # averages parameters only
+    buffers = {k for k, _ in model.named_buffers()}
+    trained = load_file(ckpt / "model.safetensors") if (ckpt / "model.safetensors").is_file() else {}
+    model.load_state_dict({**model.state_dict(), **{k: v for k, v in trained.items() if k in buffers}, **ema})
     directory = Path(directory)
     vae = Path(trainer["config"]["model"]) / "vae"
     weights_dir = directory / "transformer" if vae.is_dir() else directory

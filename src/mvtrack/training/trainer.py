@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from mvtrack.data import MultiViewClip, PairedTracks, collate, homography_pseudo_views, oracle_tracks, source_depth_tracks
 from mvtrack.models import WanVAECodec, camera_condition, load_model
+from mvtrack.models.refiner import track4gen_trainable
 from mvtrack.tracking import TrackSupervision
 
 from mvtrack.outputs import check_output_dir
@@ -79,7 +80,7 @@ class Trainer:
             torch.manual_seed(config.seed)
             model, self.codec = load_model(config.model, prediction_type=config.prediction_type)
             if config.tracking.refiner_block is not None:
-                model.add_refiner(config.tracking.refiner_block)
+                model.add_refiner(config.tracking.refiner_block, config.tracking.refiner_style)
             wanted = config.track2view.conditioner
             if wanted is not None and model.conditioner is None:
                 model.add_track_conditioner(**wanted)
@@ -102,13 +103,19 @@ class Trainer:
         self.extra = {"track_head": self.supervision.head} if self.supervision and self.supervision.head else {}
         if self.extra:
             self.extra["track_head"].to(acc.device)
-        self.params = list(model.parameters()) + [p for m in self.extra.values() for p in m.parameters()]
+        if config.tracking.trainable == "track4gen":  # the paper's subset; frozen weights stay in EMA and checkpoints
+            keep = set(track4gen_trainable(model))
+            for name, p in model.named_parameters():
+                p.requires_grad_(name in keep)
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.params += [p for m in self.extra.values() for p in m.parameters()]
         # new branches learn faster than the backbone they are added to (track2view.lr_scale, cvd.lr_scale)
         scaled = [(m, scale) for m, scale in ((model.conditioner, config.track2view.lr_scale),
                                               (model.cross_view, config.cvd.lr_scale)) if m is not None]
         new = {id(p) for m, _ in scaled for p in m.parameters()}
         groups = [{"params": [p for p in self.params if id(p) not in new]}]
-        groups += [{"params": list(m.parameters()), "lr": config.lr * scale} for m, scale in scaled]
+        groups += [{"params": [p for p in m.parameters() if p.requires_grad], "lr": config.lr * scale}
+                   for m, scale in scaled if any(p.requires_grad for p in m.parameters())]
         optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay, betas=(0.9, 0.99))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config))
         self.start_step = 0
