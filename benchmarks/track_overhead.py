@@ -1,6 +1,7 @@
-"""Cost of track supervision and track conditioning: step time and peak memory of MVTrack4Gen, Track4Gen, both,
-and the Track2View conditioner (both paths, tokens only, pixels only), relative to the camera-only objective, on
-the same model, data and step (forward + losses + backward + AdamW).
+"""Cost of track supervision, track conditioning and epipolar attention: step time and peak memory of MVTrack4Gen
+(pair head, MV-TAP-style head), Track4Gen (bottleneck refiner, the paper's), both, the Track2View conditioner (both
+paths, tokens only, pixels only) and CVD's epipolar attention (module, processor), relative to the camera-only
+objective, on the same model, data and step (forward + losses + backward + AdamW).
 
 Goals: at most 10% more time and 10% more memory than camera-only at S and B for track supervision (issue 4), at
 most 15% more time for the Track2View conditioner (issue 10). Each variant runs in its own subprocess so that peak
@@ -26,10 +27,18 @@ VARIANTS = {
     "MVTrack4Gen": {"layers": "middle2", "corr_weight": 0.01, "track_weight": 0.01},
     "Track4Gen": {"refiner_block": "middle"},
     "both": {"layers": "middle2", "corr_weight": 0.01, "track_weight": 0.01, "refiner_block": "middle"},
+    # issue 14: configs/track_cpu/mvtrack4gen_mvtap.yaml and track4gen_paper.yaml
+    "MVTrack4Gen MV-TAP": {"layers": "middle2", "corr_weight": 0.01, "track_weight": 0.01, "head": "mvtap",
+                           "corr_heads": "per_head"},
+    "Track4Gen paper": {"refiner_block": "middle", "refiner_style": "paper", "refiner_softargmax": "eq3",
+                        "refiner_radius": 4.7, "refiner_weight": 0.63, "trainable": "track4gen"},
     # the conditioner of configs/track2view_cpu/track2view.yaml, fed --tracks mode-(b) paired tracks
     "Track2View": {"conditioner": {**T2V, "skip": True}},
     "Track2View tokens": {"conditioner": {**T2V, "pixels": False}},
     "Track2View pixels": {"conditioner": {**T2V, "tokens": False, "skip": True}},
+    # issue 12: configs/cvd_cpu/cvd_module.yaml and cvd_processor.yaml (masks built every step, as the trainer does)
+    "CVD module": {"epipolar": {"mode": "module", "blocks": "odd", "band": 1.5}},
+    "CVD processor": {"epipolar": {"mode": "processor", "blocks": "odd", "band": 1.5}},
 }
 
 
@@ -53,11 +62,21 @@ def run_variant(args) -> dict:
     conditioner = spec.pop("conditioner", None)
     if conditioner is not None:
         conditioner = dict(conditioner, blocks=list(range(0, n, 2)))
-    model = build_model(args.preset, refiner_block=spec.get("refiner_block"), track_conditioner=conditioner)
+    epipolar = spec.pop("epipolar", None)
+    if epipolar is not None:
+        epipolar = dict(epipolar, blocks=list(range(1, n, 2)))
+    model = build_model(args.preset, refiner_block=spec.get("refiner_block"), track_conditioner=conditioner,
+                        refiner_style=spec.get("refiner_style", "bottleneck"), epipolar=epipolar)
     model = model.to(args.device).train()
     tracking = TrackingConfig(**spec, pairs=args.pairs)
     sup = TrackSupervision(tracking, model).to(args.device) if tracking.enabled else None
-    params = list(model.parameters()) + (list(sup.parameters()) if sup is not None else [])
+    if tracking.trainable == "track4gen":
+        from mvtrack.models.refiner import track4gen_trainable
+
+        keep = set(track4gen_trainable(model))
+        for name, p in model.named_parameters():
+            p.requires_grad_(name in keep)
+    params = [p for p in model.parameters() if p.requires_grad] + (list(sup.parameters()) if sup is not None else [])
     opt = torch.optim.AdamW(params, lr=1e-4)
     clip = render_clips(SynthConfig(views=args.views, frames=args.frames, height=args.size, width=args.size,
                                     num_tracks=args.tracks, query_view=0), [clip_seed(0, i) for i in range(args.batch)])
@@ -70,8 +89,9 @@ def run_variant(args) -> dict:
     cuda = args.device.startswith("cuda")
 
     def step(i):
+        mask = model.epipolar_mask(clip.w2c.to(args.device), clip.K.to(args.device), size, size)
         with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda):
-            loss = model(x, timestep, camera, **paired).sample.float().square().mean()
+            loss = model(x, timestep, camera, epipolar=mask, **paired).sample.float().square().mean()
             if sup is not None:
                 loss = loss + sup.losses(model, tracks, visible, size, torch.Generator().manual_seed(i))["total"]
         loss.backward()
