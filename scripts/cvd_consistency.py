@@ -66,7 +66,8 @@ def score(model: str, steps: int, views_per_group: int | None, clips: int) -> di
                                               clip.visible[0, b].numpy(), cams[a][0], cams[a][1], cams[b][0],
                                               cams[b][1])
             pairs.append({"epi_1px": epi.get("frac_1px", math.nan), "epi_median_px": epi.get("median_px", math.nan),
-                          "xtrack_2px": xt.get("frac_2px", math.nan), "xtrack_median_px": xt.get("median_px", math.nan)})
+                          "xtrack_2px": xt.get("frac_2px", math.nan),
+                          "xtrack_median_px": xt.get("median_px", math.nan)})
     for key in ("psnr4", "ssim4"):
         out[key] = float(np.mean([r[key] for r in per_view]))
     for key in ("epi_1px", "epi_median_px", "xtrack_2px", "xtrack_median_px"):

@@ -159,7 +159,10 @@ def test_generate_four_targets_collaboratively(tmp_path):
     from mvtrack.models import build_model
 
     torch.manual_seed(0)
-    build_model("tiny", epipolar={"mode": "module", "blocks": [1]}).save_pretrained(tmp_path / "cvd")
+    model = build_model("tiny", epipolar={"mode": "module", "blocks": [1]})
+    for p in [*model.cross_view.parameters(), *model.camera_encoder.parameters()]:  # as after training
+        p.data.normal_(0, 0.1)
+    model.save_pretrained(tmp_path / "cvd")
     clip = render_clips(SynthConfig(views=1, frames=2, height=16, width=16, num_tracks=4), [2])
     write_mp4(tmp_path / "src.mp4", to_uint8_frames(clip.video[0, 0]))
     args = ["generate", "--model", str(tmp_path / "cvd"), "--video", str(tmp_path / "src.mp4"), "--frames", "2",

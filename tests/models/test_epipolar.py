@@ -40,10 +40,36 @@ def test_allowed_keys_hold_the_true_correspondence_and_exclude_far_tokens(two_ca
     j = _nearest_token(xy[1, inside], size, grid)
     assert allowed[i, n + j].all()  # view 0 -> view 1
     assert allowed[n + j, i].all()  # view 1 -> view 0
-    d = token_epipolar_distances(w2c, K, size, grid)[0, 0, 0, 1]  # (n, n)
-    assert (~allowed[i][:, n:][d[i] > 1.5]).all()
-    assert 0.05 < mask.density < 0.9
+    assert 0.05 < mask.density() < 0.9
     assert allowed[:n, :n].all() and allowed[n:, n:].all()  # within a view: unchanged
+
+
+def test_keys_off_the_projected_ray_are_blocked_and_keys_on_it_allowed(two_cameras):
+    """Independent of the fundamental matrix: the ray through a view-0 token centre, unprojected at many depths and
+    projected into view 1, is the epipolar line. Tokens of view 1 within 0.3 tokens of it are allowed; tokens more
+    than band + 0.8 tokens (query rounding) from it are blocked. A transposed F (the wrong direction) fails this."""
+    from mvtrack.geometry import unproject
+
+    w2c, K = two_cameras
+    size, grid = (96, 128), (12, 16)
+    w2c, K = w2c[None, :, None].double(), K[None, :, None].double()
+    allowed = build_epipolar_mask(w2c, K, size, grid).per_frame[0, 0]
+    n, unit = grid[0] * grid[1], 8.0
+    centres = token_centres(size, grid)  # (n, 2)
+    depths = torch.logspace(-1, 2.5, 400, dtype=torch.float64)
+    checked = 0
+    for i in range(0, n, 7):
+        xy = centres[i].expand(len(depths), 2)
+        points = unproject(xy, depths, w2c[0, 0, 0], K[0, 0, 0])  # (D, 3) on the ray
+        ray, z = project(points, w2c[0, 1, 0], K[0, 1, 0])  # (D, 2) in view 1
+        ray = ray[z > 0]
+        if len(ray) < 2:
+            continue
+        dist = torch.cdist(centres, ray).min(1).values / unit  # (n,) each view-1 token to the projected ray
+        near, far = dist < 0.3, dist > 1.5 + 0.8
+        assert allowed[i, n:][near].all() and not allowed[i, n:][far].any()
+        checked += int(near.sum() > 0 and far.sum() > 0)
+    assert checked > 10
 
 
 def test_a_wrong_camera_misses_the_correspondences(random_points):
@@ -68,11 +94,16 @@ def test_coincident_centres_fall_back_to_full_attention_with_a_warning(two_camer
     turn = torch.eye(4, dtype=w2c.dtype)
     turn[:3, :3] = torch.tensor([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])
     w2c = torch.stack([w2c[0], turn @ w2c[0]]).float()  # the second camera turned about its own centre
+    cams = (w2c[None, :, None], K[None, :, None].float(), (32, 32), (4, 4))
     with pytest.warns(UserWarning, match="share a camera centre"):
-        mask = build_epipolar_mask(w2c[None, :, None], K[None, :, None].float(), (32, 32), (4, 4), band=0.5)
-    assert mask.per_frame is None and mask.density == 1.0
-    d = token_epipolar_distances(w2c[None, :, None], K[None, :, None].float(), (32, 32), (4, 4), "homography")
-    assert torch.isfinite(d).all() and d.max() > 1
+        mask = build_epipolar_mask(*cams, band=0.5, coincident="full")
+    assert mask.per_frame is None and mask.density() == 1.0
+    # the default: the exact correspondence of a shared centre, the rotation homography (no warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact = build_epipolar_mask(*cams, band=0.5)
+    d = token_epipolar_distances(*cams)
+    assert torch.isfinite(d).all() and d.max() > 1 and exact.density() < 0.75
 
 
 def test_soft_bias_is_zero_in_the_band_and_decays_outside(two_cameras):
@@ -152,14 +183,18 @@ def test_processor_with_an_all_covering_band_equals_full_attention(clip):
     model = build_model("tiny", epipolar={"mode": "processor", "blocks": [0, 1], "band": 1e6, "cross_frames": True})
     model.load_state_dict(base.state_dict())
     sample, timestep, camera, mask = _inputs(clip, model)
-    assert mask.joint is None and mask.density == 1.0
+    assert mask.joint is None and mask.density("joint") == 1.0
     with torch.no_grad():
         assert torch.equal(base(sample, timestep, camera).sample, model(sample, timestep, camera, epipolar=mask).sample)
-    # an explicit all-True mask goes through the masked path and agrees to float precision
-    mask.joint = torch.ones(1, 1, 256, 256, dtype=torch.bool)
+    # a soft mask whose band covers everything: a zero bias through the masked path, equal to float precision
+    soft = build_model("tiny", epipolar={"mode": "processor", "blocks": [0, 1], "band": 1e6, "decay": 1.0,
+                                         "cross_frames": True})
+    soft.load_state_dict(base.state_dict())
+    mask = soft.epipolar_mask(clip.w2c, clip.K, (32, 32), (32, 32))
+    assert mask.joint is not None and not mask.joint.any()
     with torch.no_grad():
         torch.testing.assert_close(base(sample, timestep, camera).sample,
-                                   model(sample, timestep, camera, epipolar=mask).sample, atol=1e-5, rtol=1e-5)
+                                   soft(sample, timestep, camera, epipolar=mask).sample, atol=1e-5, rtol=1e-5)
 
 
 def test_processor_mask_changes_the_output_and_is_per_forward(clip):
@@ -170,27 +205,35 @@ def test_processor_mask_changes_the_output_and_is_per_forward(clip):
     model.load_state_dict(base.state_dict())
     sample, timestep, camera, mask = _inputs(clip, model)
     assert mask.joint is not None and mask.joint.shape == (1, 1, 256, 256)
-    assert mask.density < 0.6  # own view (1/2) + a band of the other view's same frame
+    assert mask.density("joint") < 0.6  # own view (1/2) + a band of the other view's same frame
     with torch.no_grad():
         full = base(sample, timestep, camera).sample
         masked = model(sample, timestep, camera, epipolar=mask).sample
-        again = model(sample, timestep, camera).sample  # no mask: back to full attention
+        with pytest.warns(UserWarning, match="given no mask"):
+            again = model(sample, timestep, camera).sample  # no mask: back to full attention
     assert not torch.allclose(full, masked)
     assert torch.equal(full, again)
 
 
-def test_flex_backend_matches_the_dense_mask(clip):
-    """FlexAttention's block mask (forward; CPU has no flex backward) gives the dense path's outputs."""
+@pytest.mark.parametrize("mode", ["processor", "module"])
+@pytest.mark.parametrize("decay", [None, 2.0])
+def test_flex_backend_matches_the_dense_mask(clip, mode, decay):
+    """FlexAttention's block masks (and score_mod for the soft bias), built from the pair mask by index arithmetic,
+    give the dense path's outputs (forward; FlexAttention has no CPU backward)."""
     torch.manual_seed(0)
-    model = build_model("tiny", epipolar={"mode": "processor", "blocks": [0], "band": 0.5})
+    model = build_model("tiny", epipolar={"mode": mode, "blocks": [0], "band": 0.5, "decay": decay})
     _open(model)
     sample, timestep, camera, mask = _inputs(clip, model)
     flex = model.epipolar_mask(clip.w2c, clip.K, (32, 32), (32, 32))
     flex.backend = "flex"
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.testing.assert_close(model(sample, timestep, camera, epipolar=flex).sample,
-                                   model(sample, timestep, camera, epipolar=mask).sample, atol=1e-5, rtol=1e-5)
+        a = model(sample, timestep, camera, epipolar=flex).sample
+        b = model(sample, timestep, camera, epipolar=mask).sample
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    if mode == "module":  # and the module is doing something
+        with pytest.warns(UserWarning, match="given no mask"):
+            assert not torch.allclose(b, model(sample, timestep, camera, epipolar=None).sample)
 
 
 def test_save_and_reload_keeps_epipolar_attention(clip, tmp_path):

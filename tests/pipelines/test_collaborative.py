@@ -40,6 +40,9 @@ def test_groups_keep_observed_views_and_combine_the_generated_ones():
     assert view_groups(obs, 2) == [[0, 1, 2], [0, 1, 3], [0, 2, 3]]
     assert view_groups(obs, 1) == [[0, 1], [0, 2], [0, 3]]
     assert view_groups(torch.zeros(1, 3, 2, dtype=torch.bool), 2) == [[0, 1], [0, 2], [1, 2]]
+    i2v = torch.zeros(1, 4, 2, dtype=torch.bool)
+    i2v[:, 0, 0] = True  # only view 0's first frame: view 0 still anchors every group
+    assert view_groups(i2v, 1) == [[0, 1], [0, 2], [0, 3]]
     with pytest.raises(ValueError, match="views_per_group"):
         view_groups(obs, 0)
 

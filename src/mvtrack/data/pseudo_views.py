@@ -77,7 +77,7 @@ def _warp(image: torch.Tensor, H: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     Returns the warped images (T, C, h, w), the source positions (T, h*w, 2) and their validity (T, h*w).
     """
     T, C, h, w = image.shape
-    grid = pixel_grid(h, w, dtype=H.dtype).reshape(1, h * w, 2)
+    grid = pixel_grid(h, w, device=H.device, dtype=H.dtype).reshape(1, h * w, 2)
     src = torch.cat([grid, torch.ones_like(grid[..., :1])], -1) @ torch.linalg.inv(H).transpose(-1, -2)  # (T,hw,3)
     xy = src[..., :2] / src[..., 2:].where(src[..., 2:].abs() > 1e-12, torch.ones_like(src[..., 2:]))
     # The same half-pixel border as the track visibility of mvtrack.scenes; within it, the edge pixel is repeated.
@@ -92,19 +92,21 @@ def _pseudo_views_one(clip: MultiViewClip, num_views: int, view: int, generator,
     K, w2c, (h, w) = clip.K[view], clip.w2c[view], clip.size  # (T, 3, 3), (T, 4, 4)
     names = ("video", "w2c", "K", "tracks", "visible", "depth")
     out = {name: [getattr(clip, name)[view]] for name in names if getattr(clip, name) is not None}  # view 0: source
-    homographies = [torch.eye(3, dtype=K.dtype).expand(clip.num_frames, 3, 3)]
+    homographies = [torch.eye(3, dtype=K.dtype, device=K.device).expand(clip.num_frames, 3, 3)]
     for _ in range(num_views - 1):
         R, zoom = smooth_rotations(clip.num_frames, generator, **ranges)  # (T, 3, 3), (T,)
         R, zoom = R.to(K), zoom.to(K)
         K_new = K.clone()
         K_new[:, :2, :2] *= zoom[:, None, None]  # focal lengths (and skew) scale; the principal point stays
-        rigid = torch.eye(4, dtype=w2c.dtype).repeat(clip.num_frames, 1, 1)
+        rigid = torch.eye(4, dtype=w2c.dtype, device=w2c.device).repeat(clip.num_frames, 1, 1)
         rigid[:, :3, :3] = R
         H = rotation_homography(K, R, K_new)  # (T, 3, 3)
         video, xy, valid = _warp(clip.video[view], H)
         tracks = apply_homography(H, clip.tracks[view])  # (T, N, 2)
-        w_new = clip.tracks[view] @ H[:, None, 2, :2].transpose(-1, -2) + H[:, None, 2, 2:]  # (T, N, 1) new z > 0?
-        inside = (tracks[..., 0] >= -0.5) & (tracks[..., 0] < w - 0.5) & (tracks[..., 1] >= -0.5) & (tracks[..., 1] < h - 0.5)
+        # (T, N, 1): the point's new z, up to scale
+        w_new = clip.tracks[view] @ H[:, None, 2, :2].transpose(-1, -2) + H[:, None, 2, 2:]
+        x, y = tracks.unbind(-1)
+        inside = (x >= -0.5) & (x < w - 0.5) & (y >= -0.5) & (y < h - 0.5)
         out["video"].append(video)
         out["w2c"].append(rigid @ w2c)
         out["K"].append(K_new)
@@ -182,7 +184,8 @@ def monocular_clip(video: torch.Tensor, K: torch.Tensor | None = None, fov_degre
     elif not video.is_floating_point():
         raise ValueError(f"monocular_clip: video: expected a float or uint8 tensor, got {video.dtype}")
     elif not (torch.isfinite(video).all() and video.min() >= 0 and video.max() <= 1):
-        raise ValueError(f"monocular_clip: video: expected values in [0, 1], got [{video.min():.3g}, {video.max():.3g}]")
+        raise ValueError(f"monocular_clip: video: expected values in [0, 1], got "
+                         f"[{video.min():.3g}, {video.max():.3g}]")
     T, _, h, w = video.shape
     if K is None:
         if not (math.isfinite(fov_degrees) and 0 < fov_degrees < 180):
@@ -193,6 +196,7 @@ def monocular_clip(video: torch.Tensor, K: torch.Tensor | None = None, fov_degre
         raise ValueError(f"monocular_clip: K: expected (3, 3) or ({T}, 3, 3), got {tuple(K.shape)}")
     K = K.to(video.dtype).expand(T, 3, 3)
     return MultiViewClip(
-        video=video[None], w2c=torch.eye(4, dtype=video.dtype).repeat(1, T, 1, 1), K=K[None].clone(),
-        tracks=video.new_zeros(1, T, 0, 2), visible=torch.zeros(1, T, 0, dtype=torch.bool), meta={"source": "monocular"},
+        video=video[None], w2c=torch.eye(4, dtype=video.dtype, device=video.device).repeat(1, T, 1, 1),
+        K=K[None].clone(), tracks=video.new_zeros(1, T, 0, 2),
+        visible=torch.zeros(1, T, 0, dtype=torch.bool, device=video.device), meta={"source": "monocular"},
     )

@@ -55,16 +55,17 @@ def coincident_centres(w2c_a: torch.Tensor, w2c_b: torch.Tensor, tol: float = 1e
 
 
 def token_epipolar_distances(
-    w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], grid: tuple[int, int], coincident: str = "full"
+    w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], grid: tuple[int, int], coincident: str = "homography"
 ) -> torch.Tensor:
     """Distances between the tokens of every ordered pair of views of one frame, in tokens.
 
     Args:
         w2c: (B, V, F, 4, 4) world-to-camera of each view and (model) frame; K: (B, V, F, 3, 3) pixel intrinsics of
             a ``size = (H, W)`` image; grid: (gh, gw) tokens per frame.
-        coincident: views whose centres coincide have no epipolar lines: ``full`` gives distance 0 (every key allowed)
-            with a warning; ``homography`` gives the distance to the exact correspondence ``K_b R K_a^-1 x`` (used for
-            homography pseudo-views, whose cameras share a centre by construction).
+        coincident: views whose centres coincide have no epipolar lines, but every point maps by the rotation
+            homography ``K_b R K_a^-1``: ``homography`` (default) gives the distance to that exact correspondence
+            (homography pseudo-views share a centre by construction; so do generated targets at the source's first
+            camera); ``full`` gives distance 0 (every key allowed) with a warning. Never NaN.
 
     Returns:
         d: (B, F, V, V, n, n) float32: ``d[b, f, a, c, i, j]`` is the distance of token j of view c to the epipolar
@@ -98,8 +99,10 @@ def token_epipolar_distances(
         else:
             off_diagonal = same & ~torch.eye(V, dtype=torch.bool, device=same.device)
             if off_diagonal.any():
-                warnings.warn(f"epipolar attention: {int(off_diagonal.sum())} view pair(s) share a camera centre (no "
-                              "epipolar geometry); they get full cross-view attention", stacklevel=2)
+                pairs = int(off_diagonal.sum())
+                warnings.warn(f"epipolar attention: {pairs} (clip, frame, view, view) pair(s) share a "
+                              "camera centre (no epipolar geometry); with coincident=full they get full cross-view "
+                              "attention", stacklevel=2)
             d = torch.where(same[..., None, None], torch.zeros_like(d), d)
     eye = torch.eye(V, dtype=torch.bool, device=d.device)[None, None, :, :, None, None]
     d = torch.where(eye, torch.zeros_like(d), d / unit)
@@ -108,48 +111,139 @@ def token_epipolar_distances(
 
 @dataclass
 class EpipolarMask:
-    """The attention masks of one camera set, built once (``build_epipolar_mask``) and reused at every step.
+    """The epipolar masks of one camera set, built once (``build_epipolar_mask``) and reused at every step.
 
-    per_frame: (B*F, 1, V*n, V*n) for the cross-view module (tokens of the V views of one frame, view-major):
-        bool (hard) or float additive bias (soft); None when everything is allowed.
-    joint: (B, 1, L, L), L = V*F*n in the model's token order (view, frame, token), for the masked processor; None
-        when everything is allowed or not built (module mode).
-    views, frames, tokens: V, F, n.
-    density: the fraction of (query, key) pairs allowed (soft: with a bias above -inf) in the mask that is used.
+    Only the per-frame pair mask is stored; the dense masks that SDPA reads are built on first use and cached, and
+    the FlexAttention masks index the pair mask directly (no L x L tensor).
+
+    pair: (B, F, V, V, n, n): ``pair[b, f, a, c, i, j]`` for query token i of view a and key token j of view c at
+        frame f; bool (hard band; True on the diagonal blocks a == c) or the soft bias (0 in the band, never -inf).
+    cross_frames: in the joint mask, other views' other frames are allowed (else blocked).
+    backend: ``sdpa`` (dense masks) or ``flex`` (FlexAttention block masks, CUDA).
     """
 
-    per_frame: torch.Tensor | None
-    joint: torch.Tensor | None
-    views: int
-    frames: int
-    tokens: int
-    density: float
+    pair: torch.Tensor
+    cross_frames: bool = False
     backend: str = "sdpa"
-    _flex: dict = field(default_factory=dict, repr=False)
+    _cache: dict = field(default_factory=dict, repr=False)
 
-    def flex_block_mask(self, which: str):
-        """FlexAttention ``(block_mask, score_mod)`` of the ``per_frame`` or ``joint`` mask, built on first use."""
-        if which not in self._flex:
-            from torch.nn.attention.flex_attention import create_block_mask
+    @property
+    def views(self) -> int:
+        return self.pair.shape[2]
 
-            mask = getattr(self, which)
-            Bm, _, L, _ = mask.shape
-            allowed = mask if mask.dtype == torch.bool else mask > float("-inf")
-            allowed = allowed[:, 0]
+    @property
+    def frames(self) -> int:
+        return self.pair.shape[1]
+
+    @property
+    def tokens(self) -> int:
+        return self.pair.shape[-1]
+
+    @property
+    def hard(self) -> bool:
+        return self.pair.dtype == torch.bool
+
+    def density(self, which: str = "per_frame") -> float:
+        """Share of (query, key) pairs allowed (soft: with a finite bias) in the ``per_frame`` or ``joint`` mask."""
+        if ("density", which) not in self._cache:
+            self._cache["density", which] = self._density(which)
+        return self._cache["density", which]
+
+    def full(self, which: str) -> bool:
+        """Whether the ``which`` mask allows every pair with no bias (then attention is plain full attention)."""
+        return self.hard and self.density(which) == 1.0
+
+    def _density(self, which: str) -> float:
+        B, Fr, V = self.pair.shape[:3]
+        n = self.tokens
+        if which == "per_frame":
+            return float(self.pair.sum(dtype=torch.int64)) / self.pair.numel() if self.hard else 1.0
+        same_view = B * V * Fr * n * Fr * n  # a query's own view, every frame
+        eye = torch.eye(V, dtype=torch.bool, device=self.pair.device)[None, None, :, :, None, None]
+        cross = int((self.pair & ~eye).sum(dtype=torch.int64)) if self.hard else B * Fr * V * (V - 1) * n * n
+        later = B * V * Fr * n * (V - 1) * (Fr - 1) * n if self.cross_frames else 0
+        L = V * Fr * n
+        return (same_view + cross + later) / (B * L * L)
+
+    def dense(self, which: str, dtype: torch.dtype | None = None) -> torch.Tensor | None:
+        """The dense mask SDPA reads: ``per_frame`` (B*F, 1, V*n, V*n) or ``joint`` (B, 1, L, L), L = V*F*n in the
+        model's token order (view, frame, token); bool, or a float bias in ``dtype``; None when all is allowed."""
+        key = (which, None if self.hard else dtype)
+        if key not in self._cache:
+            self._cache[key] = self._build_dense(which, dtype)
+        return self._cache[key]
+
+    @property
+    def per_frame(self) -> torch.Tensor | None:
+        return self.dense("per_frame", None if self.hard else self.pair.dtype)
+
+    @property
+    def joint(self) -> torch.Tensor | None:
+        return self.dense("joint", None if self.hard else self.pair.dtype)
+
+    def _build_dense(self, which: str, dtype) -> torch.Tensor | None:
+        pair = self.pair if self.hard else self.pair.to(dtype)
+        B, Fr, V = pair.shape[:3]
+        n = self.tokens
+        if which == "per_frame":
+            if self.full("per_frame"):
+                return None
+            return rearrange(pair, "b f va vb i j -> (b f) 1 (va i) (vb j)")  # (B*F, 1, V*n, V*n)
+        if self.full("joint"):
+            return None
+        # (B, V, F, n, V, F, n): same view -> allowed; other view -> the pair mask at the same frame
+        pair_j = rearrange(pair, "b f va vb i j -> b va f i vb j")[:, :, :, :, :, None, :]  # (B, V, F, n, V, 1, n)
+        frame_ok = torch.eye(Fr, dtype=torch.bool, device=pair.device)[None, None, :, None, None, :, None]
+        view_eq = torch.eye(V, dtype=torch.bool, device=pair.device)[None, :, None, None, :, None, None]
+        if self.hard:
+            full = view_eq | torch.where(frame_ok, pair_j, torch.tensor(self.cross_frames, device=pair.device))
+        else:
+            zero = torch.zeros((), dtype=pair.dtype, device=pair.device)
+            other = torch.where(frame_ok, pair_j, zero if self.cross_frames else torch.full_like(zero, float("-inf")))
+            full = torch.where(view_eq, zero, other)
+        full = full.expand(B, V, Fr, n, V, Fr, n)
+        return rearrange(full, "b va fa i vb fb j -> b 1 (va fa i) (vb fb j)")  # (B, 1, L, L)
+
+    def flex(self, which: str):
+        """FlexAttention ``(block_mask, score_mod)`` of the ``per_frame`` or ``joint`` mask, built on first use from
+        the pair mask by index arithmetic (no dense L x L mask)."""
+        if ("flex", which) in self._cache:
+            return self._cache["flex", which]
+        from torch.nn.attention.flex_attention import create_block_mask
+
+        pair, Fr, n, cross = self.pair, self.frames, self.tokens, self.cross_frames
+        allowed = pair if self.hard else torch.isfinite(pair)
+        bias = None if self.hard else pair
+        if which == "per_frame":
+            batch, length = pair.shape[0] * Fr, self.views * n
+
+            def where(b, q, k):  # (batch, frame, query view, key view, query token, key token)
+                return b // Fr, b % Fr, q // n, k // n, q % n, k % n
 
             def mask_mod(b, h, q, k):
-                return allowed[b, q, k]
+                return allowed[where(b, q, k)]
 
-            block = create_block_mask(mask_mod, Bm, None, L, L, device=mask.device)
-            score_mod = None
-            if mask.dtype != torch.bool:
-                bias = mask[:, 0]
+            def score_mod(score, b, h, q, k):
+                return score + bias[where(b, q, k)]
+        else:
+            batch, length = pair.shape[0], self.views * Fr * n
 
-                def score_mod(score, b, h, q, k):
-                    return score + bias[b, q, k]
+            def parts(b, q, k):
+                va, fa, i = q // (Fr * n), (q // n) % Fr, q % n
+                vb, fb, j = k // (Fr * n), (k // n) % Fr, k % n
+                return va, fa, i, vb, fb, j
 
-            self._flex[which] = (block, score_mod)
-        return self._flex[which]
+            def mask_mod(b, h, q, k):
+                va, fa, i, vb, fb, j = parts(b, q, k)
+                return (va == vb) | ((fa == fb) & allowed[b, fa, va, vb, i, j]) | ((fa != fb) & cross)
+
+            def score_mod(score, b, h, q, k):
+                va, fa, i, vb, fb, j = parts(b, q, k)
+                return score + torch.where((va != vb) & (fa == fb), bias[b, fa, va, vb, i, j], 0.0)
+
+        block = create_block_mask(mask_mod, batch, None, length, length, device=pair.device)
+        self._cache["flex", which] = (block, None if self.hard else score_mod)
+        return self._cache["flex", which]
 
 
 def build_epipolar_mask(
@@ -159,9 +253,8 @@ def build_epipolar_mask(
     grid: tuple[int, int],
     band: float = 1.5,
     decay: float | None = None,
-    joint: bool = False,
     cross_frames: bool = False,
-    coincident: str = "full",
+    coincident: str = "homography",
     backend: str = "sdpa",
     dtype: torch.dtype = torch.float32,
 ) -> EpipolarMask:
@@ -173,10 +266,9 @@ def build_epipolar_mask(
             are both rounded to token centres, so a band under ~1.2 tokens drops some true correspondences; 1.5
             keeps them all for the cameras in tests/models/test_epipolar.py.
         decay: None for a hard band; else CVD's soft bias ``-max(d - band, 0) * decay`` (per token of distance).
-        joint: also build the (B, 1, L, L) mask of the joint sequence (processor mode).
-        cross_frames: joint mask only: let tokens attend to other views at other frames too (otherwise blocked).
-        backend: ``sdpa`` (dense mask) or ``flex`` (CUDA FlexAttention block mask).
-        dtype: dtype of a soft bias (the attention's dtype).
+        cross_frames: joint mask (processor mode): let tokens attend to other views at other frames too.
+        backend: ``sdpa`` (dense masks) or ``flex`` (FlexAttention block masks; CUDA for training).
+        dtype: dtype of a soft bias.
 
     Returns:
         ``EpipolarMask``.
@@ -185,66 +277,37 @@ def build_epipolar_mask(
         raise ValueError(f"band: expected >= 0 tokens, got {band}")
     if decay is not None and decay <= 0:
         raise ValueError(f"decay: expected > 0 or None (hard band), got {decay}")
-    B, V, Fr = w2c.shape[:3]
+    if backend not in ("sdpa", "flex"):
+        raise ValueError(f"backend: expected sdpa or flex, got {backend!r}")
     d = token_epipolar_distances(w2c, K, size, grid, coincident)  # (B, F, V, V, n, n)
-    n = d.shape[-1]
-    allowed = d <= band
-    if decay is None:
-        pair = allowed
-    else:
-        pair = (-(d - band).clamp_min(0) * decay).to(dtype)  # 0 inside the band, never -inf
-    per_frame = rearrange(pair, "b f va vb i j -> (b f) 1 (va i) (vb j)")
-    joint_mask = None
-    density = float(allowed.float().mean()) if decay is None else 1.0
-    if joint:
-        # (B, V, F, n, V, F, n): same view -> allowed; other view -> the pair mask at the same frame
-        same_frame = torch.eye(Fr, dtype=torch.bool, device=d.device)
-        same_view = torch.eye(V, dtype=torch.bool, device=d.device)
-        pair_j = rearrange(pair, "b f va vb i j -> b va f i vb j")[:, :, :, :, :, None, :]  # (B, V, F, n, V, 1, n)
-        frame_ok = same_frame[None, None, :, None, None, :, None]  # (1, 1, F, 1, 1, F, 1)
-        view_eq = same_view[None, :, None, None, :, None, None]  # (1, V, 1, 1, V, 1, 1)
-        shape = (B, V, Fr, n, V, Fr, n)
-        if decay is None:
-            other = torch.where(frame_ok, pair_j, torch.tensor(cross_frames, device=d.device))
-            full = view_eq | other
-            density = float(full.float().mean())
-        else:
-            blocked = torch.tensor(float("-inf"), dtype=dtype, device=d.device)
-            other = torch.where(frame_ok, pair_j, torch.zeros((), dtype=dtype, device=d.device) if cross_frames
-                                else blocked)
-            full = torch.where(view_eq, torch.zeros((), dtype=dtype, device=d.device), other)
-            density = float((full.expand(shape) > float("-inf")).float().mean())
-        joint_mask = rearrange(full.expand(shape), "b va fa i vb fb j -> b 1 (va fa i) (vb fb j)").contiguous()
-        if decay is None and bool(joint_mask.all()):
-            joint_mask = None
-    if decay is None and bool(per_frame.all()):
-        per_frame = None
-    return EpipolarMask(per_frame, joint_mask, V, Fr, n, density, backend)
+    pair = d <= band if decay is None else (-(d - band).clamp_min(0) * decay).to(dtype)  # 0 inside the band
+    return EpipolarMask(pair, bool(cross_frames), backend)
 
 
 def _attention(q, k, v, mask: EpipolarMask, which: str) -> torch.Tensor:
-    """Attention of (B', heads, L, D) tensors under ``mask.<which>`` (None: full attention)."""
-    dense = getattr(mask, which)
-    if dense is None:
+    """Attention of (B', heads, L, D) tensors under ``mask``'s ``which`` mask (all allowed: full attention)."""
+    if mask.full(which):
         return F.scaled_dot_product_attention(q, k, v)
     if mask.backend == "flex":
-        block, score_mod = mask.flex_block_mask(which)
-        return _compiled_flex()(q, k, v, block_mask=block, score_mod=score_mod)
-    if dense.is_floating_point():  # a soft bias in the attention's dtype (bf16 under autocast)
-        dense = dense.to(q.dtype)
+        block, score_mod = mask.flex(which)
+        return _compiled_flex(q.device)(q, k, v, block_mask=block, score_mod=score_mod)
+    dense = mask.dense(which, q.dtype)  # a soft bias cached in the attention's dtype (bf16 under autocast)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=dense)
 
 
 _FLEX = None
 
 
-def _compiled_flex():
-    """``torch.compile(flex_attention)`` on first use (compiling on import would be a side effect)."""
+def _compiled_flex(device: torch.device):
+    """``flex_attention``, ``torch.compile``d on first use for CUDA tensors (compiling on import would be a side
+    effect; the CPU runs it eagerly, forward only)."""
     global _FLEX
-    if _FLEX is None:
-        from torch.nn.attention.flex_attention import flex_attention
+    from torch.nn.attention.flex_attention import flex_attention
 
-        _FLEX = torch.compile(flex_attention, dynamic=False) if torch.cuda.is_available() else flex_attention
+    if device.type != "cuda":
+        return flex_attention
+    if _FLEX is None:
+        _FLEX = torch.compile(flex_attention, dynamic=False)
     return _FLEX
 
 
@@ -289,7 +352,7 @@ class EpipolarAttnProcessor(WanAttnProcessor):
         self.mask: EpipolarMask | None = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
-        if self.mask is None or self.mask.joint is None:
+        if self.mask is None or self.mask.full("joint"):
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
         if encoder_hidden_states is not None or attn.add_k_proj is not None:
             raise ValueError("EpipolarAttnProcessor: only for self-attention layers (attn1 of a Wan block)")
@@ -313,7 +376,7 @@ def check_epipolar_config(config: dict, num_layers: int) -> dict:
     if unknown:
         raise ValueError(f"epipolar: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
     out = {"mode": "module", "blocks": None, "band": 1.5, "decay": None, "cross_frames": False,
-           "coincident": "full", "backend": "auto", **config}
+           "coincident": "homography", "backend": "auto", **config}
     if out["mode"] not in MODES:
         raise ValueError(f"epipolar.mode: expected one of {MODES}, got {out['mode']!r}")
     if out["backend"] not in BACKENDS:

@@ -7,7 +7,9 @@ uses for its clean first frame), so one model covers re-rendering, image-to-vide
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from diffusers import ConfigMixin, ModelMixin, WanTransformer3DModel
@@ -17,10 +19,29 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .camera import CameraEncoder
-from .epipolar import EpipolarAttnProcessor, EpipolarCrossViewAttention, EpipolarMask, build_epipolar_mask
-from .epipolar import check_epipolar_config
+from .epipolar import (
+    EpipolarAttnProcessor,
+    EpipolarCrossViewAttention,
+    EpipolarMask,
+    build_epipolar_mask,
+    check_epipolar_config,
+)
 from .refiner import RefinerFeedback
 from .track_conditioner import TrackConditioner
+
+
+def _masked_block(block, mask: EpipolarMask | None, *args):
+    """Run a Wan block whose self-attention is an ``EpipolarAttnProcessor`` under ``mask`` for this call only (a
+    gradient-checkpointing recompute calls this again, so it sees the same mask)."""
+    processor = block.attn1.processor
+    if not isinstance(processor, EpipolarAttnProcessor):
+        raise TypeError(f"epipolar: block self-attention runs {type(processor).__name__}, not the epipolar processor "
+                         "(another processor, e.g. Q/K capture, replaced it on a masked block)")
+    processor.mask = mask
+    try:
+        return block(*args)
+    finally:
+        processor.mask = None
 
 
 @dataclass
@@ -136,11 +157,12 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         if cfg is None:
             return None
         _, ph, pw = self.patch_size
-        backend = cfg["backend"] if cfg["backend"] != "auto" else ("flex" if w2c.is_cuda else "sdpa")
+        # auto = dense SDPA everywhere until the FlexAttention path has been run on a GPU (docs/benchmarks.md)
+        backend = "sdpa" if cfg["backend"] == "auto" else cfg["backend"]
         return build_epipolar_mask(
             w2c, K, size, (sample_size[0] // ph, sample_size[1] // pw), band=float(cfg["band"]),
-            decay=None if cfg["decay"] is None else float(cfg["decay"]), joint=cfg["mode"] == "processor",
-            cross_frames=bool(cfg["cross_frames"]), coincident=coincident or cfg["coincident"], backend=backend, dtype=self.dtype,
+            decay=None if cfg["decay"] is None else float(cfg["decay"]), cross_frames=bool(cfg["cross_frames"]),
+            coincident=coincident or cfg["coincident"], backend=backend, dtype=self.dtype,
         )
 
     def _build_track_conditioner(self, kwargs: dict) -> TrackConditioner:
@@ -257,21 +279,23 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         # 3. Transformer blocks, each preceded by its zero-initialised camera projection (and CVD's cross-view
         # attention after chosen blocks, or its mask inside them)
         cvd = self._epipolar_config
+        masked = set(cvd["blocks"]) if cvd is not None and self.cross_view is None else set()  # processor mode
         if cvd is not None:
             if epipolar is not None and (epipolar.views, epipolar.frames, epipolar.tokens) != (V, F, tokens_per_frame):
                 raise ValueError(f"epipolar: a mask for {epipolar.views} views, {epipolar.frames} frames and "
                                  f"{epipolar.tokens} tokens per frame, not {V}, {F}, {tokens_per_frame}")
-            if self.cross_view is None:  # processor mode; kept until the next forward (checkpointing recomputes)
-                for b in cvd["blocks"]:
-                    wan.blocks[b].attn1.processor.mask = epipolar
+            if epipolar is None:
+                warnings.warn("epipolar: this model has epipolar attention but was given no mask "
+                              "(model.epipolar_mask); it runs without it", stacklevel=2)
         for i, (block, proj) in enumerate(zip(wan.blocks, self.camera_encoder.block_proj)):
             x = x + proj(cam)
             if tracks is not None and (added := self.conditioner.project(i, tracks)) is not None:
                 x = x + added
+            run = partial(_masked_block, block, epipolar) if i in masked else block
             if torch.is_grad_enabled() and self.gradient_checkpointing:
-                x = self._gradient_checkpointing_func(block, x, context, timestep_proj, rotary_emb)
+                x = self._gradient_checkpointing_func(run, x, context, timestep_proj, rotary_emb)
             else:
-                x = block(x, context, timestep_proj, rotary_emb)
+                x = run(x, context, timestep_proj, rotary_emb)
             if self.cross_view is not None and epipolar is not None and str(i) in self.cross_view:  # CVD
                 x = x + self.cross_view[str(i)](x, epipolar)
             if self.refiner is not None and i == self.config.refiner_block:  # Track4Gen

@@ -20,8 +20,9 @@ LAYOUTS = ("rerender", "i2v", "joint")
 def view_groups(observed: torch.Tensor, views_per_group: int | None) -> list[list[int]]:
     """CVD's collaborative inference: the view subsets the model sees together at each step.
 
-    Views observed in every frame (of every clip) join every group; the others are generated, ``views_per_group`` at a
-    time, in every combination (C(N, k) forwards per step for N generated views), and each generated view's velocity
+    Views with any observed frame (a re-rendering source, an image-to-video first frame) join every group; the others
+    are generated, ``views_per_group`` at a time, in every combination (C(N, k) forwards per step for N generated
+    views), and each generated view's velocity
     is the mean over the groups it is in. None, or N <= k: one group of all views (joint attention).
 
     Args:
@@ -31,7 +32,7 @@ def view_groups(observed: torch.Tensor, views_per_group: int | None) -> list[lis
         groups: lists of view indices, ascending.
     """
     V = observed.shape[1]
-    fixed = [v for v in range(V) if bool(observed[:, v].all())]
+    fixed = [v for v in range(V) if bool(observed[:, v].any())]
     generated = [v for v in range(V) if v not in fixed]
     if views_per_group is not None and views_per_group < 1:
         raise ValueError(f"views_per_group: expected >= 1 or None (all views jointly), got {views_per_group}")
@@ -223,8 +224,8 @@ class MultiViewPipeline(DiffusionPipeline):
         groups = view_groups(obs, views_per_group)
         extra = []
         for g in groups:
-            inputs = {"epipolar": self.transformer.epipolar_mask(w2c[:, g][:, :, frames].to(device),
-                                                                 K[:, g][:, :, frames].to(device), (height, width), (h, w))}
+            cams = (w2c[:, g][:, :, frames].to(device), K[:, g][:, :, frames].to(device))  # (B, |g|, F, ...)
+            inputs = {"epipolar": self.transformer.epipolar_mask(*cams, (height, width), (h, w))}
             if tracks is not None:
                 inputs.update(tracks.select_views(g).model_inputs())
             extra.append(inputs)

@@ -99,7 +99,7 @@ class TrainConfig:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # Track2View: paired-track conditioning (track2view.conditioner); off by default
     track2view: Track2ViewConfig = field(default_factory=Track2ViewConfig)
-    # CVD: epipolar cross-view attention (cvd.epipolar) and homography pseudo-views (cvd.pseudo_fraction); off by default
+    # CVD: epipolar cross-view attention (cvd.epipolar), homography pseudo-views (cvd.pseudo_fraction); off by default
     cvd: CVDConfig = field(default_factory=CVDConfig)
     # probability of each observed/generated layout: rerender = view 0 observed; i2v = frame 0 of view 0
     # observed; joint = nothing observed

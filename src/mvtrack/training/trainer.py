@@ -18,7 +18,14 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from mvtrack.data import MultiViewClip, PairedTracks, collate, homography_pseudo_views, oracle_tracks, source_depth_tracks
+from mvtrack.data import (
+    MultiViewClip,
+    PairedTracks,
+    collate,
+    homography_pseudo_views,
+    oracle_tracks,
+    source_depth_tracks,
+)
 from mvtrack.models import WanVAECodec, camera_condition, load_model
 from mvtrack.models.refiner import track4gen_trainable
 from mvtrack.tracking import TrackSupervision
@@ -200,10 +207,12 @@ class Trainer:
         for i in chosen.nonzero()[:, 0].tolist():
             pseudo = homography_pseudo_views(clips[i], clip.num_views, 0, generator, max_degrees=cfg.pseudo_degrees,
                                              max_zoom=cfg.pseudo_zoom)
-            # the fields the real clips have, in their dtype (depth, tracks3d... exact for the pseudo-views too)
-            clips[i] = MultiViewClip(**{k: pseudo.tensors()[k].to(v.dtype) for k, v in clips[i].tensors().items()},
-                                     meta=pseudo.meta)
-        return collate(clips)
+            clips[i] = pseudo
+        # the fields every clip of the batch has, in the real clips' dtypes (the pseudo-views' are exact too)
+        shared = set.intersection(*(set(c.tensors()) for c in clips))
+        dtypes = {k: v.dtype for k, v in clip.tensors().items()}
+        return collate([MultiViewClip(**{k: v.to(dtypes[k]) for k, v in c.tensors().items() if k in shared},
+                                      meta=c.meta) for c in clips])
 
     def paired_tracks(self, clip: MultiViewClip, observed: torch.Tensor, generator: torch.Generator) -> PairedTracks:
         """Track2View's training tracks at the model's resolution: view 0's tracks paired with every view, kept
