@@ -1,6 +1,7 @@
 """Score one model for the CVD experiment (docs/results.md), or summarise an experiment directory.
 
     python scripts/cvd_consistency.py --model RUN/final --out RUN/scores.json [--views-per-group K]
+    python scripts/cvd_consistency.py --reference ground_truth --out outputs/cvd_cpu/ref_ground_truth_s0/scores.json
     python scripts/cvd_consistency.py --summarize outputs/cvd_cpu
 
 Scores: (1) re-rendering of 16 held-out clips with the model's training views (``rerender_heldout``: PSNR / SSIM
@@ -8,7 +9,10 @@ of every generated view); (2) mutual consistency of the three targets of the 8 c
 generated together (or collaboratively with ``--views-per-group``): for every pair of generated views, the
 epipolar consistency of their matches under the requested cameras, CVD's two-view pose error (pooled into pose AUC)
 and cross-view track consistency of the ground-truth points, plus PSNR / SSIM of each target. Library metrics only
-(mvtrack.evaluation); the sampling path is the benchmark's (``rerender_clip``).
+(mvtrack.evaluation); the sampling path is the benchmark's (``rerender_clip``). ``--reference`` scores reference
+videos on the 4-view split instead of a model, to calibrate the consistency metrics: ``ground_truth`` (the true
+targets), ``blocks`` (the true targets averaged over 8x8-pixel blocks: the flat colour blocks a weak pixel model
+makes, consistent by construction but without detail) and ``copy_source`` (every target a copy of the source).
 """
 
 from __future__ import annotations
@@ -39,18 +43,39 @@ METRICS = ("rerender_psnr", "rerender_ssim", "psnr4", "ssim4", "epi_1px", "epi_m
            "xtrack_2px", "xtrack_median_px")
 
 
-def score(model: str, steps: int, views_per_group: int | None, clips: int) -> dict:
-    pipe = MultiViewPipeline.from_model(model)
-    pipe.set_progress_bar_config(disable=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = RerenderSettings.for_model(model, num_clips=clips, steps=steps, split="test")
-        mean = rerender_heldout(pipe, settings, tmp)["mean"]["model"]
-    out = {"rerender_psnr": mean["psnr"], "rerender_ssim": mean["ssim"], "rerender_views": settings.views}
+def reference_video(name: str, video: torch.Tensor) -> torch.Tensor:
+    """(V, T, 3, H, W) reference outputs of a clip's (V, T, 3, H, W) true video; view 0 is the source."""
+    if name == "ground_truth":
+        return video
+    if name == "copy_source":
+        return video[:1].expand_as(video)
+    if name == "blocks":
+        V, T, C, H, W = video.shape
+        small = torch.nn.functional.avg_pool2d(video.reshape(V * T, C, H, W), 8)
+        return torch.nn.functional.interpolate(small, scale_factor=8, mode="nearest").reshape(video.shape)
+    raise ValueError(f"--reference: expected ground_truth, blocks or copy_source, got {name!r}")
+
+
+def score(model: str | None, steps: int, views_per_group: int | None, clips: int, reference: str | None = None
+          ) -> dict:
+    out: dict = {"rerender_psnr": math.nan, "rerender_ssim": math.nan}
+    pipe = None
+    if reference is None:
+        pipe = MultiViewPipeline.from_model(model)
+        pipe.set_progress_bar_config(disable=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = RerenderSettings.for_model(model, num_clips=clips, steps=steps, split="test")
+            mean = rerender_heldout(pipe, settings, tmp)["mean"]["model"]
+        out = {"rerender_psnr": mean["psnr"], "rerender_ssim": mean["ssim"], "rerender_views": settings.views}
     matcher = get_matcher("auto")
     cfg = BenchConfig.from_yaml(SPLIT)
     per_view, pairs, errors = [], [], []
-    for i, (_, clip) in enumerate(render_split(cfg)):
-        video = rerender_clip(pipe, clip, steps, torch.Generator().manual_seed(i), views_per_group)[0]
+    split = render_split(cfg)
+    for i, (_, clip) in enumerate(split):
+        if reference is None:
+            video = rerender_clip(pipe, clip, steps, torch.Generator().manual_seed(i), views_per_group)[0]
+        else:
+            video = reference_video(reference, clip.video[0])
         gt = clip.video[0]
         frames = {v: to_uint8_frames(video[v]) for v in range(1, cfg.views)}
         for v in frames:
@@ -75,8 +100,8 @@ def score(model: str, steps: int, views_per_group: int | None, clips: int) -> di
         out[key] = float(np.nanmean(values)) if np.isfinite(values).any() else math.nan
         out[key + "_n"] = int(np.isfinite(values).sum())
     out["pose_auc20"] = float(pose_auc(errors)[2])
-    out.update(pairs=len(pairs), clips=len(render_split(cfg)), steps=steps, views_per_group=views_per_group,
-               matcher=matcher.name, model=model)
+    out.update(pairs=len(pairs), clips=len(split), steps=steps, views_per_group=views_per_group,
+               matcher=matcher.name, model=model or reference)
     return out
 
 
@@ -103,14 +128,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--clips", type=int, default=16, help="re-rendering clips")
     parser.add_argument("--views-per-group", type=int, default=None)
+    parser.add_argument("--reference", choices=("ground_truth", "blocks", "copy_source"))
     parser.add_argument("--summarize", type=Path)
     args = parser.parse_args()
     if args.summarize:
         print(summarize(args.summarize))
         return
-    if not args.model or not args.out:
-        parser.error("--model and --out are required (or --summarize DIR)")
-    result = score(args.model, args.steps, args.views_per_group, args.clips)
+    if not (args.model or args.reference) or not args.out:
+        parser.error("--model (or --reference) and --out are required (or --summarize DIR)")
+    result = score(args.model, args.steps, args.views_per_group, args.clips, args.reference)
     args.out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 
