@@ -13,8 +13,9 @@ Two ways to use it (``MultiViewTransformer(epipolar=...)``):
   the epipolar line of the same frame; ``cross_frames=True`` keeps other frames of other views too). No new
   parameters, but not a no-op on a model trained with full attention.
 
-Dense masks go through ``scaled_dot_product_attention`` (CPU and CUDA); on CUDA ``backend="flex"`` builds a
-FlexAttention block mask once per camera set (FlexAttention has no CPU backward).
+Masks are built once per camera set (``build_epipolar_mask``). ``backend="sdpa"`` (the default) gives
+``scaled_dot_product_attention`` dense masks (CPU and CUDA); ``backend="flex"`` gives FlexAttention block masks that
+index the per-frame pair mask, compiled on CUDA (FlexAttention has no CPU backward; not yet run on a GPU).
 """
 
 from __future__ import annotations
@@ -313,7 +314,9 @@ def _compiled_flex(device: torch.device):
 
 class EpipolarCrossViewAttention(nn.Module):
     """CVD's cross-view attention: the tokens of the V views of one frame attend to each other under the epipolar
-    mask (tokens of their own view freely). A zero-initialised output makes it a no-op until trained.
+    mask (tokens of their own view freely). A zero-initialised output makes it a no-op until trained. Its queries and
+    keys carry no position embedding: where a token may look is the mask's job, what it matches is content (and
+    the camera embedding the tokens already carry).
 
     Args:
         dim: token width; heads: attention heads (dim must divide).
@@ -345,7 +348,8 @@ class EpipolarCrossViewAttention(nn.Module):
 
 class EpipolarAttnProcessor(WanAttnProcessor):
     """Wan self-attention under an epipolar mask of the joint sequence (``processor`` mode). ``mask`` is set by the
-    model for the duration of one forward; with no mask (or one that allows everything) it is Wan's own attention."""
+    model for the duration of one block call; with no mask (or one that allows everything) it is Wan's own
+    attention."""
 
     def __init__(self):
         super().__init__()
