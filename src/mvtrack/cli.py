@@ -712,12 +712,11 @@ def track_features(
     out: Path = typer.Option(None, help="Optional JSON file for the scores."),
 ):
     """Zero-shot tracking with a model's features (Track4Gen 4.3.1), scored with TAP-Vid beside no motion."""
+    import numpy as np
     from rich.table import Table
 
     from mvtrack.runners import RerenderSettings
     from mvtrack.scenes import SynthConfig, clip_seed, render_clips
-    import numpy as np
-
     from mvtrack.tracking.zero_shot import FEATURES, feature_tracks, no_motion_tracks, score_feature_tracks
 
     if features not in FEATURES:

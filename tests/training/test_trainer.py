@@ -236,7 +236,7 @@ def test_track_supervision_trains_in_wan_latent_space(tmp_path, wan_root):
     assert torch.equal(visible[:, :, 1], clip.visible[:, :, 4])
     head = {k: v.clone() for k, v in trainer.supervision.head.state_dict().items()}
     refiner = {k: v.clone() for k, v in trainer.unwrapped.refiner.state_dict().items()}
-    loss, parts = trainer.micro_step(0, 0)
+    _, parts = trainer.micro_step(0, 0)
     assert {"corr", "track", "refiner"} <= set(parts) and all(torch.isfinite(v) for v in parts.values())
     trainer.train()
     assert any((head[k] - v).abs().max() > 0 for k, v in trainer.supervision.head.state_dict().items())

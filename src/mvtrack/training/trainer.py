@@ -28,9 +28,8 @@ from mvtrack.data import (
 )
 from mvtrack.models import WanVAECodec, camera_condition, load_model
 from mvtrack.models.refiner import track4gen_trainable
-from mvtrack.tracking import TrackSupervision
-
 from mvtrack.outputs import check_output_dir
+from mvtrack.tracking import TrackSupervision
 
 from .checkpoint import (
     check_resume,
