@@ -275,3 +275,17 @@ def test_training_with_the_mvtap_head_checkpoints_and_resumes_exactly(tmp_path, 
         sa, sb = a.state_dict(), b.state_dict()
         for key in sa:
             torch.testing.assert_close(sa[key], sb[key], rtol=0, atol=0, msg=key)
+
+
+def test_mvtap_head_computes_in_float32_on_bf16_queries_and_keys():
+    """Under CUDA autocast the captured Q/K are bf16; sub-token positions need float32 correlations."""
+    from mvtrack.tracking.mvtap_head import MultiViewTrackHead
+    from mvtrack.tracking.tokens import TokenGrid
+
+    grid = TokenGrid(2, 2, 4, 4, 8, 8)
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 64, 2, 8, generator=g).bfloat16()
+    k = torch.randn(1, 64, 2, 8, generator=g).bfloat16()
+    head = MultiViewTrackHead(1)
+    estimates, vis = head([q], [k], grid, torch.tensor([[0, 3]]), torch.tensor([[[1.0, 2.0], [2.5, 0.5]]]))
+    assert estimates[-1].dtype == torch.float32 and vis.dtype == torch.float32 and torch.isfinite(vis).all()

@@ -238,6 +238,7 @@ def test_track_supervision_trains_in_wan_latent_space(tmp_path, wan_root):
     refiner = {k: v.clone() for k, v in trainer.unwrapped.refiner.state_dict().items()}
     _, parts = trainer.micro_step(0, 0)
     assert {"corr", "track", "refiner"} <= set(parts) and all(torch.isfinite(v) for v in parts.values())
+    trainer.optimizer.zero_grad()  # that probe step's gradients are not the run's
     trainer.train()
     assert any((head[k] - v).abs().max() > 0 for k, v in trainer.supervision.head.state_dict().items())
     assert any((refiner[k] - v).abs().max() > 0 for k, v in trainer.unwrapped.refiner.state_dict().items()

@@ -107,7 +107,7 @@ class MultiViewPipeline(DiffusionPipeline):
                 shift = json.loads(meta.read_text()).get("flow_shift")
             scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0 if shift is None else shift)
         vae = codec.vae if isinstance(codec, WanVAECodec) else None
-        return cls(transformer=model, scheduler=scheduler, vae=vae)
+        return cls(transformer=model.eval(), scheduler=scheduler, vae=vae)  # eval: a BatchNorm refiner's statistics
 
     def check_inputs(self, video, w2c, K, observed, height, width, num_inference_steps):
         if w2c.dim() != 5 or w2c.shape[-2:] != (4, 4):

@@ -215,6 +215,10 @@ class MultiViewTrackHead(nn.Module):
         """
         B, P = src_frame.shape
         T = grid.views * grid.frames
+        # float32 whatever the backbone's dtype (bf16 Q/K under autocast): sub-token positions need the precision
+        queries, keys = [q.float() for q in queries], [k.float() for k in keys]
+        if init_uv is not None:
+            init_uv = init_uv.float()
         if len(queries) != self.num_layers or len(keys) != self.num_layers:
             raise ValueError(f"MultiViewTrackHead: expected Q and K of {self.num_layers} layers, got "
                              f"{len(queries)} and {len(keys)}")

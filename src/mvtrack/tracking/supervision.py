@@ -98,6 +98,9 @@ class TrackingConfig:
                               ("trainable", TRAINABLE)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"tracking.{name}: expected one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        if self.trainable == "track4gen" and self.refiner_block is None:
+            raise ValueError("tracking.trainable: track4gen trains the refiner and the self-attention it feeds; it "
+                             "needs tracking.refiner_block")
 
     @property
     def mvtrack4gen(self) -> bool:
@@ -173,7 +176,7 @@ class TrackSupervision(nn.Module):
                     for lg in logits) / len(logits)
             if isinstance(self.head, TrackHead):
                 mean = torch.stack([lg.mean(2) if per_head else lg for lg in logits]).mean(0)  # (B, P, n)
-                init = soft_argmax_uv(mean.detach(), grid)
+                init = soft_argmax_uv(mean.detach().float(), grid)
                 estimates, vis_logit = self.head(queries, keys, grid, dst_f, init)
                 huber, bce = track_loss(estimates, vis_logit, dst_uv, pairs.dst_visible, pairs.valid)
                 out["track"] = cfg.track_weight * (huber + bce)

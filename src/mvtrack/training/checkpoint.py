@@ -239,7 +239,7 @@ def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtyp
     # buffers (BatchNorm running statistics of a paper-style Track4Gen refiner) come from the trained model: the EMA
     # averages parameters only
     buffers = {k for k, _ in model.named_buffers()}
-    trained = load_file(ckpt / "model.safetensors") if (ckpt / "model.safetensors").is_file() else {}
+    trained = load_file(ckpt / "model.safetensors")
     model.load_state_dict({**model.state_dict(), **{k: v for k, v in trained.items() if k in buffers}, **ema})
     directory = Path(directory)
     vae = Path(trainer["config"]["model"]) / "vae"
