@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .epipolar import THRESHOLDS_PX, _baseline_steps, _camera_pair, fundamental_matrices, sampson_distance
+from .epipolar import THRESHOLDS_PX, _camera_pair, _scorable_steps, fundamental_matrices, sampson_distance
 from .optical_flow import flow_tracks
 
 
@@ -144,11 +144,9 @@ def cross_view_track_consistency(
         return _failure("fewer than 2 frames: nothing to track")
     if not (np.isfinite(ta).all() and np.isfinite(tb).all()):
         return _failure("ground-truth tracks contain NaN or inf")
-    if not all(np.isfinite(x).all() for x in cams):
-        return _failure("cameras contain NaN or inf")
-    steps = _baseline_steps(cams, min_baseline)
-    if steps.size == 0:
-        return _failure("no baseline: the camera centres coincide, so there is no epipolar geometry")
+    steps, reason = _scorable_steps(cams, min_baseline)
+    if reason:
+        return _failure(reason)
     if va.reshape(T, -1).std(1).max() == 0 or vb.reshape(T, -1).std(1).max() == 0:
         return _failure("blank video: nothing to track")
     query_t = cross_view_queries(gt_visible_a, gt_visible_b)

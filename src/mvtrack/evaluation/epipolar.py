@@ -76,6 +76,18 @@ def _baseline_steps(cams: list[np.ndarray], min_baseline: float) -> np.ndarray:
     return np.flatnonzero(np.linalg.norm(centre_a - centre_b, axis=-1) > min_baseline)
 
 
+NO_BASELINE = "no baseline: the camera centres coincide, so there is no epipolar geometry"
+
+
+def _scorable_steps(cams: list[np.ndarray], min_baseline: float) -> tuple[np.ndarray, str | None]:
+    """The time steps a camera pair can be scored at (:func:`_baseline_steps`), and why none can: non-finite
+    cameras, or no baseline (None when some can)."""
+    if not all(np.isfinite(x).all() for x in cams):
+        return np.zeros(0, np.int64), "cameras contain NaN or inf"
+    steps = _baseline_steps(cams, min_baseline)
+    return steps, None if steps.size else NO_BASELINE
+
+
 def fundamental_matrices(w2c_a: np.ndarray, K_a: np.ndarray, w2c_b: np.ndarray, K_b: np.ndarray) -> np.ndarray:
     """(T, 3, 3) fundamental matrices ``x_b^T F x_a = 0`` of same-time camera pairs, unit Frobenius norm (zero for
     coincident centres), from :func:`mvtrack.geometry.fundamental_matrix`. Cameras (T, 4, 4) / (T, 3, 3)."""
@@ -122,11 +134,9 @@ def epipolar_consistency(
         return _failure("no frames")
     if not (np.isfinite(fa).all() and np.isfinite(fb).all()):
         return _failure("frames contain NaN or inf")
-    if not all(np.isfinite(x).all() for x in cams):
-        return _failure("cameras contain NaN or inf")
-    steps = _baseline_steps(cams, min_baseline)
-    if steps.size == 0:
-        return _failure("no baseline: the camera centres coincide, so there is no epipolar geometry")
+    steps, reason = _scorable_steps(cams, min_baseline)
+    if reason:
+        return _failure(reason)
     m = get_matcher(matcher) if isinstance(matcher, str) else matcher
     ua, ub = _uint8_frames(fa), _uint8_frames(fb)
     if all(ua[t].std() == 0 or ub[t].std() == 0 for t in steps):
@@ -159,7 +169,7 @@ def epipolar_scores(
         return _failure("no frames")
     steps = _baseline_steps(cams, min_baseline)
     if steps.size == 0:
-        return _failure("no baseline: the camera centres coincide, so there is no epipolar geometry")
+        return _failure(NO_BASELINE)
     F = fundamental_matrices(*cams)  # (T, 3, 3)
     distances = [sampson_distance(matches[t][0], matches[t][1], F[t]) for t in steps if len(matches[t][0])]
     d = np.concatenate(distances) if distances else np.zeros(0)

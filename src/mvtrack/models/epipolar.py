@@ -32,7 +32,7 @@ from torch import nn
 from mvtrack.geometry import apply_homography, camera_centers, epipolar_lines, relative_pose, rotation_homography
 from mvtrack.geometry.epipolar import fundamental_matrix, to_homogeneous
 
-from .rotary import apply_wan_rotary
+from .wan_attention import self_attention_qkv
 
 MODES = ("module", "processor")
 COINCIDENT = ("full", "homography")
@@ -358,16 +358,8 @@ class EpipolarAttnProcessor(WanAttnProcessor):
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
         if self.mask is None or self.mask.full("joint"):
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, rotary_emb)
-        if encoder_hidden_states is not None or attn.add_k_proj is not None:
-            raise ValueError("EpipolarAttnProcessor: only for self-attention layers (attn1 of a Wan block)")
-        if attn.fused_projections:
-            query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
-        else:
-            query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        query, key = attn.norm_q(query), attn.norm_k(key)
-        query, key, value = (x.unflatten(2, (attn.heads, -1)) for x in (query, key, value))  # (B, L, heads, e)
-        if rotary_emb is not None:
-            query, key = apply_wan_rotary(query, *rotary_emb), apply_wan_rotary(key, *rotary_emb)
+        query, key, value = self_attention_qkv(attn, hidden_states, encoder_hidden_states, rotary_emb,
+                                               "EpipolarAttnProcessor")  # (B, L, heads, e)
         q, k, v = (x.transpose(1, 2) for x in (query, key, value))  # (B, heads, L, e)
         out = _attention(q, k, v, self.mask, "joint").transpose(1, 2).flatten(2, 3).type_as(query)
         return attn.to_out[1](attn.to_out[0](out))

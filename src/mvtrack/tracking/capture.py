@@ -9,7 +9,7 @@ import torch
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 
-from mvtrack.models.rotary import apply_wan_rotary
+from mvtrack.models.wan_attention import self_attention_qkv
 
 
 class QKCaptureProcessor(WanAttnProcessor):
@@ -23,16 +23,8 @@ class QKCaptureProcessor(WanAttnProcessor):
         self.key: torch.Tensor | None = None
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, rotary_emb=None):
-        if encoder_hidden_states is not None or attn.add_k_proj is not None:
-            raise ValueError("QKCaptureProcessor: only for self-attention layers (attn1 of a Wan block)")
-        if attn.fused_projections:
-            query, key, value = attn.to_qkv(hidden_states).chunk(3, dim=-1)
-        else:
-            query, key, value = attn.to_q(hidden_states), attn.to_k(hidden_states), attn.to_v(hidden_states)
-        query, key = attn.norm_q(query), attn.norm_k(key)
-        query, key, value = (x.unflatten(2, (attn.heads, -1)) for x in (query, key, value))
-        if rotary_emb is not None:
-            query, key = apply_wan_rotary(query, *rotary_emb), apply_wan_rotary(key, *rotary_emb)
+        query, key, value = self_attention_qkv(attn, hidden_states, encoder_hidden_states, rotary_emb,
+                                               "QKCaptureProcessor")
         self.query, self.key = query, key
         out = dispatch_attention_fn(query, key, value, attn_mask=attention_mask, dropout_p=0.0, is_causal=False,
                                     backend=self._attention_backend, parallel_config=self._parallel_config)
