@@ -66,6 +66,23 @@ def test_cameras_are_estimated_or_their_failure_counted(split):
         assert (r.camera_failure is None) == ("mRotErr" in r.metrics)
 
 
+def test_a_metric_that_raises_costs_that_metric_not_the_view(split, monkeypatch):
+    """An estimator meeting a degenerate case on one processor and not another must not change which views count."""
+    import mvtrack.runners.evaluate as evaluate
+
+    _, gt, preds = split
+
+    def degenerate(*args, **kwargs):
+        raise RuntimeError("degenerate minimal sample")
+
+    monkeypatch.setattr(evaluate, "pose_errors", degenerate)
+    result = evaluate_dirs(preds["ground_truth"], gt, EvalSettings(matcher="sift", cameras=False, tracks=False))
+    assert result.summary["views_scored"] == 6 and not result.skipped
+    assert all(r.metric_failures == {"pose": "RuntimeError: degenerate minimal sample"} for r in result.records)
+    assert result.summary["metric_failures"]["pose"]["failed"] == 6
+    assert all("psnr" in r.metrics and "epi_1px" in r.metrics for r in result.records)  # the rest is scored
+
+
 def test_eval_cli_names_bad_files_skips_them_and_scores_the_rest(split, tmp_path):
     _, gt_src, preds = split
     gt, pred = tmp_path / "gt", tmp_path / "pred"

@@ -45,7 +45,9 @@ def test_exact_correspondences_score_zero_and_a_known_offset_scores_it(clip):
     both = vis[0] & vis[1]  # (T, N)
     matches = [(tracks[0, t][both[t]], tracks[1, t][both[t]]) for t in range(3)]
     exact = epipolar_scores(matches, w2c[0], K[0], w2c[1], K[1])
-    assert exact["median_px"] < 1e-6 and exact["frac_1px"] == 1.0 and exact["matches"] == both.sum()
+    # The engine's tracks are float32: at 64 px one ulp is 2^-17 px (7.6e-6) and its projection adds a few, so exact
+    # correspondences sit within ~1e-5 px of their lines on any processor; 1e-3 px is still 1000x below a 1 px error.
+    assert exact["median_px"] < 1e-3 and exact["frac_1px"] == 1.0 and exact["matches"] == both.sum()
     from mvtrack.evaluation.epipolar import fundamental_matrices
     F = fundamental_matrices(w2c[0], K[0], w2c[1], K[1])
     moved = []

@@ -106,3 +106,18 @@ def test_wrong_shapes_are_value_errors(scene):
     with pytest.raises(ValueError, match="torch tensor or numpy array"):
         triangulate_tracks(xy.tolist(), visible, w2c, K)
     assert isinstance(np.asarray(triangulate_tracks(xy, visible, w2c, K).points), np.ndarray)
+
+
+def test_a_point_at_a_camera_centre_has_no_parallax():
+    """Seen from one centre, the DLT may return that centre itself (which one of its null vectors depends on the
+    processor's kernels): a point with no ray has parallax 0, whatever angle its zero-length rays would give."""
+    from mvtrack.geometry.triangulate import _parallax
+
+    centers = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    points = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.0, 10.0], [3.0, 4.0, 0.0]], dtype=torch.float64)
+    seen = torch.ones(3, 3, dtype=torch.bool)
+    seen[1, 2] = False  # the third point is seen from the origin only (twice)
+    parallax, at_centre = _parallax(points, centers, seen)
+    assert at_centre.tolist() == [True, False, False]
+    assert parallax[0] == 0 and parallax[2] < 1e-12  # one centre: the same ray twice
+    assert parallax[1].item() == pytest.approx(2 * np.arctan(0.5 / 10), rel=1e-12)  # both rays 10 deep, 1 apart

@@ -48,20 +48,78 @@ def zero_translation(T_0to1: np.ndarray, tol: float = ZERO_TRANSLATION) -> bool:
     return bool(np.linalg.norm(np.asarray(T_0to1, np.float64)[:3, 3]) <= tol)
 
 
+RANSAC_ATTEMPTS = 4
+
+
+def _ransac(estimate, p0: np.ndarray, p1: np.ndarray):
+    """``estimate(p0, p1) -> (model, mask)`` by one of OpenCV's RANSAC estimators, surviving degenerate samples.
+
+    OpenCV 5's minimal solvers raise on a degenerate minimal sample (the five-point solver's polynomial loses its
+    leading coefficient: ``solvePoly`` asserts) instead of skipping it. Its RANSAC draws samples with a fixed
+    generator, so which sample it meets depends on the exact matches, and the matches differ in the last digits
+    from one processor's SIFT kernels to another's: one machine would score a view, another would fail on it.
+    A raising run is retried on the matches in another fixed order (other samples, the same estimator);
+    (None, None) after ``RANSAC_ATTEMPTS`` runs, or on input that is degenerate as a whole (collinear points,
+    no motion). Deterministic for given matches.
+
+    Args:
+        p0, p1: (M, 2) normalised matched points.
+
+    Returns:
+        (model, inlier mask (M, 1) in the caller's order), or (None, None).
+    """
+    order = np.arange(len(p0))
+    for attempt in range(RANSAC_ATTEMPTS):
+        try:
+            model, mask = estimate(np.ascontiguousarray(p0[order]), np.ascontiguousarray(p1[order]))
+        except cv2.error:
+            order = np.random.default_rng(attempt).permutation(len(p0))
+            continue
+        if mask is not None:
+            unshuffled = np.empty_like(mask)
+            unshuffled[order] = mask
+            mask = unshuffled
+        return model, mask
+    return None, None
+
+
+def unique_matches(kpts0: np.ndarray, kpts1: np.ndarray) -> np.ndarray:
+    """Indices of the matches a geometric estimator should use: one of each repeated pair (SIFT returns a keypoint
+    once per dominant orientation), none whose keypoint in either image is matched to two different points (at
+    most one of them can be right, and two samples sharing a point make a degenerate minimal sample).
+
+    Args:
+        kpts0, kpts1: (M, 2) matched pixels.
+
+    Returns:
+        (M',) sorted indices into the matches.
+    """
+    pairs = np.c_[kpts0, kpts1]
+    _, first = np.unique(pairs, axis=0, return_index=True)
+    first = np.sort(first)
+    keep = np.ones(len(first), bool)
+    for side in (kpts0[first], kpts1[first]):
+        _, inverse, counts = np.unique(side, axis=0, return_inverse=True, return_counts=True)
+        keep &= counts[inverse.ravel()] == 1
+    return first[keep]
+
+
 def estimate_rotation(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray, thresh: float = 1.0):
     """Relative rotation of a pure-rotation pair: RANSAC homography on K-normalised points (``p1 ~ R p0``),
-    projected to the nearest rotation. (R (3, 3), inlier mask (M,)) or None with fewer than 4 matches.
+    projected to the nearest rotation. (R (3, 3), inlier mask (M,)) or None with fewer than 4 ``unique_matches``
+    or no estimate.
 
     Args:
         kpts0, kpts1: (M, 2) matched pixels; K0, K1: (3, 3) pixel intrinsics; thresh: RANSAC threshold (pixels).
     """
-    kpts0, kpts1 = np.asarray(kpts0, np.float64), np.asarray(kpts1, np.float64)
-    if len(kpts0) < 4:
+    kpts0, kpts1 = np.asarray(kpts0, np.float64).reshape(-1, 2), np.asarray(kpts1, np.float64).reshape(-1, 2)
+    use = unique_matches(kpts0, kpts1)
+    if len(use) < 4:
         return None
     f_mean = np.mean([K0[0, 0], K1[1, 1], K0[0, 0], K1[1, 1]])
-    p0 = (kpts0 - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
-    p1 = (kpts1 - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
-    H, mask = cv2.findHomography(p0, p1, cv2.RANSAC, thresh / f_mean)
+    p0 = (kpts0[use] - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
+    p1 = (kpts1[use] - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
+    H, mask = _ransac(lambda a, b: cv2.findHomography(a, b, cv2.RANSAC, thresh / f_mean), p0, p1)
     if H is None or not np.isfinite(H).all():
         return None
     if np.linalg.det(H) < 0:
@@ -70,34 +128,42 @@ def estimate_rotation(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: 
     R = U @ Vt
     if np.linalg.det(R) < 0:
         R = U @ np.diag([1.0, 1.0, -1.0]) @ Vt
-    return R, mask.ravel() > 0
+    inliers = np.zeros(len(kpts0), bool)
+    inliers[use] = mask.ravel() > 0
+    return R, inliers
 
 
 def estimate_pose(kpts0: np.ndarray, kpts1: np.ndarray, K0: np.ndarray, K1: np.ndarray, thresh: float = 1.0,
                   conf: float = 0.99999):
-    """Relative pose from matches: RANSAC essential matrix on K-normalised points, then ``recoverPose``.
+    """Relative pose from matches: RANSAC essential matrix on K-normalised points of the ``unique_matches``, then
+    ``recoverPose``.
 
     Args:
         kpts0, kpts1: (M, 2) matched pixels in our convention; K0, K1: (3, 3) pixel intrinsics.
         thresh: RANSAC threshold in pixels, divided by the mean focal length (fx0, fy1, fx0, fy1).
 
     Returns:
-        (R (3, 3), t (3,) unit, inlier mask (M,)) of the candidate with most inliers, or None.
+        (R (3, 3), t (3,) unit, inlier mask (M,)) of the candidate with most inliers, or None (fewer than 5
+        unique matches, or no estimate).
     """
-    kpts0, kpts1 = np.asarray(kpts0, np.float64), np.asarray(kpts1, np.float64)
-    if len(kpts0) < 5:
+    kpts0, kpts1 = np.asarray(kpts0, np.float64).reshape(-1, 2), np.asarray(kpts1, np.float64).reshape(-1, 2)
+    use = unique_matches(kpts0, kpts1)
+    if len(use) < 5:
         return None
     f_mean = np.mean([K0[0, 0], K1[1, 1], K0[0, 0], K1[1, 1]])
-    p0 = (kpts0 - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
-    p1 = (kpts1 - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
-    E, mask = cv2.findEssentialMat(p0, p1, np.eye(3), threshold=thresh / f_mean, prob=conf, method=cv2.RANSAC)
+    p0 = (kpts0[use] - K0[[0, 1], [2, 2]]) / K0[[0, 1], [0, 1]]
+    p1 = (kpts1[use] - K1[[0, 1], [2, 2]]) / K1[[0, 1], [0, 1]]
+    E, mask = _ransac(lambda a, b: cv2.findEssentialMat(a, b, np.eye(3), threshold=thresh / f_mean, prob=conf,
+                                                         method=cv2.RANSAC), p0, p1)
     if E is None:
         return None
     best, result = 0, None
     for E_i in np.split(E, len(E) // 3):
         n, R, t, _ = cv2.recoverPose(E_i, p0, p1, np.eye(3), mask=mask.copy())  # default distance threshold 50
         if n > best:
-            best, result = n, (R, t[:, 0], mask.ravel() > 0)
+            inliers = np.zeros(len(kpts0), bool)
+            inliers[use] = mask.ravel() > 0
+            best, result = n, (R, t[:, 0], inliers)
     return result
 
 

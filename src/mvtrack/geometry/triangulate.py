@@ -78,6 +78,39 @@ def _dlt(rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return vectors[..., 0]  # eigenvalues ascending: the null direction
 
 
+def _parallax(points: torch.Tensor, centers: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The widest angle (radians) subtended at each point by two camera centres that see it, and whether the point
+    sits at a camera centre.
+
+    A point at a centre has no ray from that centre, so no angle: its parallax is 0, not the arbitrary angle
+    between a zero-length ray and the others. Seen from one centre (a pure rotation), the DLT's null space holds
+    both that centre and the point at infinity, and which one ``eigh`` returns depends on the processor's kernels,
+    so this case must not depend on it. Angles come from ``atan2(|a x b|, a . b)``, accurate to ~1e-16 rad where
+    ``arccos`` of the dot product loses half the digits near 0.
+
+    Args:
+        points: (N, 3) finite world points; centers: (T, 3) camera centres; seen: (T, N) bool.
+
+    Returns:
+        parallax (N,) radians (0 for a point seen from fewer than two centres or at a centre) and at_centre (N,)
+        bool.
+    """
+    rays = points[None] - centers[:, None]  # (T, N, 3) from each centre to the point
+    length = rays.norm(dim=-1)  # (T, N)
+    at_centre = ((length <= 1e-9 * (1 + centers.norm(dim=-1)[:, None])) & seen).any(0)  # no ray to speak of
+    rays = rays / length[..., None].clamp_min(1e-300)
+    T, N = seen.shape
+    parallax = torch.zeros(N, dtype=points.dtype, device=points.device)
+    chunk = max(1, 2**20 // (T * T))  # chunks bound the (T, T, n, 3) pair table, not a loop per track
+    for start in range(0, N, chunk):
+        sl = slice(start, start + chunk)
+        a, b = rays[:, None, sl], rays[None, :, sl]  # (T, 1, n, 3), (1, T, n, 3)
+        angle = torch.atan2(torch.linalg.cross(a, b).norm(dim=-1), (a * b).sum(-1))  # (T, T, n)
+        pair = seen[:, None, sl] & seen[None, :, sl]
+        parallax[sl] = torch.where(pair, angle, torch.zeros_like(angle)).amax((0, 1))
+    return torch.where(at_centre, torch.zeros_like(parallax), parallax), at_centre
+
+
 def triangulate_tracks(
     tracks,
     visible,
@@ -148,17 +181,7 @@ def triangulate_tracks(
     residual = (err2.sum(0) / num_views.clamp_min(1)).sqrt()  # (N,)
     in_front = ((z > 0) | ~seen).all(0)
     centers = camera_centers(w2c)  # (T, 3)
-    rays = safe[None] - centers[:, None]  # (T, N, 3) from each centre to the point
-    length = rays.norm(dim=-1)  # (T, N)
-    at_centre = ((length <= 1e-9 * (1 + centers.norm(dim=-1)[:, None])) & seen).any(0)  # no ray to speak of
-    rays = rays / length[..., None].clamp_min(1e-12)
-    parallax = torch.zeros(N, dtype=torch.float64, device=device)
-    for start in range(0, N, 1024):  # chunks bound the (n, T, T) pair table, not a loop per track
-        sl = slice(start, start + 1024)
-        cos = torch.einsum("tnc,snc->nts", rays[:, sl], rays[:, sl])  # (n, T, T)
-        pair = seen[:, sl].T[:, :, None] & seen[:, sl].T[:, None, :]
-        cos = torch.where(pair, cos, torch.ones_like(cos))
-        parallax[sl] = torch.arccos(cos.amin((1, 2)).clamp(-1, 1))  # radians
+    parallax, at_centre = _parallax(safe, centers, seen)
     parallax = parallax * (K[:, 0, 0] + K[:, 1, 1]).mean() / 2  # pixels
 
     # 4. Labels

@@ -8,9 +8,11 @@ Directory layout (``docs/evaluation.md``)::
     GT_DIR/<clip>/annotations.npz optional: depth (V, T, H, W), tracks (V, T, N, 2), visible (V, T, N)
     PRED_DIR/<clip>/view_<v>.mp4  generated view v >= 1
 
-A problem with one clip or view (missing camera file, corrupt MP4, mismatched frame count or size, NaN or
-mismatched annotations, a metric that fails on it) is reported with the file and the reason, skipped, and listed
-under ``skipped``; the rest is scored.
+A problem with one clip's or view's files (missing camera file, corrupt MP4, mismatched frame count or size, NaN or
+mismatched annotations) is reported with the file and the reason, skipped, and listed under ``skipped``; the rest is
+scored. A metric that fails on a view's content costs that metric only: it stays NaN, the view is scored on the
+rest, and the reason is listed under the view's ``metric_failures`` and counted in the summary. Files that load are
+never skipped, so the count of scored views depends on the files alone, not on the processor.
 
 Modes: ``rerender`` (view 0 is the observed source; pair metrics compare each generated view with it) and
 ``joint`` (every view, view 0 included, is generated: ``PRED/<clip>/view_0.mp4`` too; pair metrics compare every
@@ -85,6 +87,7 @@ class ViewRecord:
     rotation_only: int = 0  # pose_errors entries scored by rotation alone (the requested translation is zero)
     epipolar_failure: str | None = None
     xtrack_failure: str | None = None  # why cross-view track consistency gave NaN (joint mode, with tracks)
+    metric_failures: dict = field(default_factory=dict)  # metric group -> why it raised (its metrics stay NaN)
 
 
 @dataclass
@@ -210,6 +213,15 @@ def _load_view(clip_dir: Path, path: Path, v: int, source, annotations) -> tuple
     return generated, w2c, K, reference
 
 
+def _guarded(rec: ViewRecord, group: str, fn: Callable, *args) -> None:
+    """Run one metric group; an exception costs that group (its metrics stay NaN, the reason is recorded), never
+    the view. Estimators (OpenCV's RANSAC, COLMAP) meet degenerate content on one processor and not on another."""
+    try:
+        fn(*args)
+    except Exception as e:  # any library error on odd content; the reason names it
+        rec.metric_failures[group] = f"{type(e).__name__}: {e}".strip()
+
+
 def _score_view(rec: ViewRecord, generated, w2c, K, reference, source, source_cameras, annotations,
                 settings: EvalSettings) -> Artifacts:
     """Per-view metrics into ``rec.metrics``: flicker, PSNR / SSIM, warp PSNR, tracks, COLMAP camera errors."""
@@ -217,25 +229,43 @@ def _score_view(rec: ViewRecord, generated, w2c, K, reference, source, source_ca
     v = rec.view
     art = Artifacts(generated, source if settings.mode == "rerender" else None, reference, np.linalg.inv(w2c))
     gen_f = _to_float(generated)
-    rec.metrics["flicker"] = temporal_flickering(gen_f)
-    if reference is not None:
+
+    def flicker():
+        rec.metrics["flicker"] = temporal_flickering(gen_f)
+
+    def image():
         ref_f = _to_float(reference)
         rec.metrics["psnr"] = float(psnr(gen_f.reshape(-1, H, W), ref_f.reshape(-1, H, W)))  # of the video MSE
         rec.metrics["ssim"] = float(np.mean(ssim(gen_f, ref_f))) if min(H, W) >= 11 else math.nan
-    if settings.mode == "rerender" and source_cameras is not None and "depth" in annotations:
+
+    def warp():
         w2c0, K0 = source_cameras
         d = annotations["depth"].astype(np.float64)
         rec.metrics["warp_psnr"] = warp_psnr(gen_f, _to_float(source), d[0], d[v], w2c0, K0, w2c, K)
-    if settings.tracks and "tracks" in annotations:
+
+    def tracks():
         gt_tracks, gt_visible = annotations["tracks"][v], annotations["visible"][v].astype(bool)
         rec.metrics.update(_track_scores(generated, gt_tracks, gt_visible, art))
-    if settings.cameras:
+
+    def cameras():
         est = estimate_trajectory(generated, K[0], check=settings.camera_check, seed=settings.colmap_seed)
         if est.ok:
             rec.metrics.update(camera_errors(est.c2w, art.c2w_requested))
             art.c2w_estimated = est.c2w
         else:
             rec.camera_failure = est.failure
+
+    _guarded(rec, "flicker", flicker)
+    if reference is not None:
+        _guarded(rec, "psnr/ssim", image)
+    if settings.mode == "rerender" and source_cameras is not None and "depth" in annotations:
+        _guarded(rec, "warp_psnr", warp)
+    if settings.tracks and "tracks" in annotations:
+        _guarded(rec, "tracks", tracks)
+    if settings.cameras:
+        _guarded(rec, "cameras", cameras)
+        if "cameras" in rec.metric_failures:  # counted with the other camera failures, with its reason
+            rec.camera_failure = f"estimation raised ({rec.metric_failures['cameras']})"
     return art
 
 
@@ -243,13 +273,25 @@ def _pair_scores(rec: ViewRecord, video_a, cams_a, video_b, cams_b, matcher: Mat
     """Pair metrics of same-time frames of two videos into ``rec``: Mat.Pix, CVD pose errors (rotation alone where
     the requested translation is zero), epipolar consistency under the requested cameras."""
     (w2c_a, K_a), (w2c_b, K_b) = cams_a, cams_b
-    matches = match_videos(video_a, video_b, matcher)
-    rec.metrics["mat_pix"] = float(np.mean([len(k0) for k0, _ in matches]))  # Track2View's Mat.Pix
-    rec.pose_errors = pose_errors(matches, w2c_a, w2c_b, K_a, K_b).tolist()
-    rec.rotation_only = int(rotation_only_steps(w2c_a, w2c_b).sum())
-    epi = epipolar_scores(matches, w2c_a, K_a, w2c_b, K_b)
-    rec.metrics.update({EPIPOLAR_KEYS[k]: float(epi[k]) for k in EPIPOLAR_KEYS})
-    rec.epipolar_failure = epi.get("reason")
+    matches = []
+
+    def match():
+        matches.extend(match_videos(video_a, video_b, matcher))
+        rec.metrics["mat_pix"] = float(np.mean([len(k0) for k0, _ in matches]))  # Track2View's Mat.Pix
+
+    def pose():
+        rec.pose_errors = pose_errors(matches, w2c_a, w2c_b, K_a, K_b).tolist()
+        rec.rotation_only = int(rotation_only_steps(w2c_a, w2c_b).sum())
+
+    def epipolar():
+        epi = epipolar_scores(matches, w2c_a, K_a, w2c_b, K_b)
+        rec.metrics.update({EPIPOLAR_KEYS[k]: float(epi[k]) for k in EPIPOLAR_KEYS})
+        rec.epipolar_failure = epi.get("reason")
+
+    _guarded(rec, "matching", match)
+    if "matching" not in rec.metric_failures:
+        _guarded(rec, "pose", pose)
+        _guarded(rec, "epipolar", epipolar)
 
 
 def _xtrack_scores(rec: ViewRecord, a: int, loaded_a, loaded_b, annotations) -> None:
@@ -290,31 +332,21 @@ def evaluate_clip(
             skipped.append({"clip": name, "view": v, "reason": str(e)})
             continue
         rec = ViewRecord(name, v)
-        try:
-            art = _score_view(rec, generated, w2c, K, reference, source, source_cameras, annotations, settings)
-            art.files = {"generated": files[v], **({"ground truth": clip_dir / f"view_{v}.mp4"} if reference is not None
-                                                   else {})}
-            if not joint and source_cameras is not None and matcher is not None:
-                rec.partner = 0
-                _pair_scores(rec, source, source_cameras, generated, (w2c, K), matcher)
-        except Exception as e:  # odd content must cost this view, never the run; the reason is listed
-            skipped.append({"clip": name, "view": v, "reason": f"{files[v]}: scoring failed "
-                                                                f"({type(e).__name__}: {e})"})
-            continue
+        art = _score_view(rec, generated, w2c, K, reference, source, source_cameras, annotations, settings)
+        art.files = {"generated": files[v], **({"ground truth": clip_dir / f"view_{v}.mp4"} if reference is not None
+                                               else {})}
+        if not joint and source_cameras is not None and matcher is not None:
+            rec.partner = 0
+            _pair_scores(rec, source, source_cameras, generated, (w2c, K), matcher)
         records.append(rec)
         artifacts[v] = art
         loaded[v] = (generated, (w2c, K))
     if joint and matcher is not None:
         for a, b in combinations(sorted(loaded), 2):
             rec = ViewRecord(name, b, partner=a)
-            try:
-                _pair_scores(rec, loaded[a][0], loaded[a][1], loaded[b][0], loaded[b][1], matcher)
-                if settings.tracks and "tracks" in annotations:
-                    _xtrack_scores(rec, a, loaded[a], loaded[b], annotations)
-            except Exception as e:
-                skipped.append({"clip": name, "view": b, "reason": f"pair ({a}, {b}): scoring failed "
-                                                                    f"({type(e).__name__}: {e})"})
-                continue
+            _pair_scores(rec, loaded[a][0], loaded[a][1], loaded[b][0], loaded[b][1], matcher)
+            if settings.tracks and "tracks" in annotations:
+                _guarded(rec, "xtrack", _xtrack_scores, rec, a, loaded[a], loaded[b], annotations)
             records.append(rec)
     return records, skipped, artifacts
 
@@ -352,6 +384,15 @@ def summarize(records: list[ViewRecord], skipped: list[dict], settings: EvalSett
     epi_failed = [r.epipolar_failure for r in records if r.epipolar_failure]
     if epi_failed:
         summary["epipolar_failures"] = {"failed": len(epi_failed), "reasons": sorted(set(epi_failed))}
+    metric_failed: dict = {}
+    for r in records:
+        for group, reason in r.metric_failures.items():
+            entry = metric_failed.setdefault(group, {"failed": 0, "reasons": {}})
+            entry["failed"] += 1
+            reason = re.sub(r"\b\d+(\.\d+)?\b", "N", reason)
+            entry["reasons"][reason] = entry["reasons"].get(reason, 0) + 1
+    if metric_failed:
+        summary["metric_failures"] = metric_failed
     xt_failed = [r.xtrack_failure for r in records if r.xtrack_failure]
     if xt_failed:
         summary["xtrack_failures"] = {"failed": len(xt_failed), "reasons": sorted(set(xt_failed))}

@@ -132,6 +132,10 @@ def _summary_table(summary: dict) -> str:
         extra += (f"<p>COLMAP reconstruction failures: <b>{f['failed']} of {f['attempted']}</b> generated views "
                   f"({100 * f['rate']:.0f}%); camera errors are means over the others.{' (' + why + ')' if why else ''}"
                   f"</p>")
+    for group, f in summary.get("metric_failures", {}).items():
+        why = "; ".join(f"{html.escape(k)}: {n}" for k, n in f["reasons"].items())
+        extra += (f"<p>Metric <b>{html.escape(group)}</b> raised on {f['failed']} scored views (left NaN there, the "
+                  f"views scored on the rest): {why}</p>")
     if "pose_auc" in summary:
         a = summary["pose_auc"]
         extra += (f"<p>Two-view pose AUC (source vs generated, same time, {a['pairs']} pairs, "
