@@ -59,3 +59,83 @@ def test_paired_tracks_check_their_shapes(clips):
         PairedTracks(paired.tracks, paired.depth[..., :3], paired.visible)
     with pytest.raises(ValueError, match="source"):
         PairedTracks(paired.tracks, paired.depth, paired.visible, source=2)
+
+
+def _two_cameras(T=1):
+    """A source camera at the origin and a target camera 2 m ahead of it (both looking down +z), 64 x 64."""
+    K = make_intrinsics(100.0, 100.0, 31.5, 31.5).reshape(1, 1, 1, 3, 3).expand(1, 2, T, 3, 3)
+    w2c = torch.eye(4).expand(1, 2, T, 4, 4).clone()
+    w2c[0, 1, :, 2, 3] = -2.0  # target centre at z = +2
+    return w2c, K
+
+
+def test_points_behind_or_at_a_target_camera_are_hidden_and_bounded():
+    """Seen from the target, one point is behind (z = -1), one a hair in front of its centre (z = 1e-7): neither is
+    visible there, and neither reaches the model as a huge position (unclamped: -3e3 and 3e9 pixels)."""
+    w2c, K = _two_cameras()
+    points = torch.tensor([[[[0.3, 0.2, 1.0], [0.3, 0.2, 2.0000001], [0.0, 0.0, 5.0]]]])  # (1, T, 3, 3)
+    paired = paired_tracks(points, torch.ones(1, 1, 3, dtype=torch.bool), w2c, K, (64, 64))
+    assert paired.visible[0, 0, 0].tolist() == [True, True, True]  # the source sees all three
+    assert paired.visible[0, 1, 0].tolist() == [False, False, True]
+    assert paired.tracks.abs().max() <= 2 * 64 and torch.isfinite(paired.tracks).all()
+    assert paired.depth[0, 1, 0, :2].tolist() == [0.0, 0.0]  # no depth for points not in front
+    model = _conditioned_model()
+    inputs = {k: v for k, v in paired.model_inputs().items()}
+    x, t, cam = _model_inputs(w2c, K)
+    out = model(x, t, cam, **inputs).sample
+    assert torch.isfinite(out).all()
+
+
+def test_a_static_point_takes_its_colour_from_the_nearest_source_frame_that_sees_it():
+    """Three frames; the target camera at frame 2 sits where the source camera was at frame 0. A static point seen
+    by the source at frames 0 and 1 only is coloured from frame 0 there; a moving point keeps its own frame."""
+    T = 3
+    K = make_intrinsics(100.0, 100.0, 31.5, 31.5).reshape(1, 1, 1, 3, 3).expand(1, 2, T, 3, 3)
+    w2c = torch.eye(4).expand(1, 2, T, 4, 4).clone()
+    w2c[0, 0, :, 0, 3] = torch.tensor([0.0, -0.5, -1.0])  # source centres at x = 0, 0.5, 1
+    w2c[0, 1, :, 0, 3] = torch.tensor([-1.0, -1.0, 0.0])  # target centres at x = 1, 1, 0
+    points = torch.tensor([[0.2, 0.0, 5.0], [0.1, 0.1, 5.0]]).expand(1, T, 2, 3)
+    known = torch.ones(1, T, 2, dtype=torch.bool)
+    seen = known.clone()
+    seen[0, 2] = False  # frame 2 of the source does not see either point (occluded there)
+    paired = paired_tracks(points, known, w2c, K, (64, 64), seen=seen, static=torch.tensor([[True, False]]))
+    assert paired.source_frame[0, 1, :, 0].tolist() == [1, 1, 0]  # nearest seeing source centre: x = 0.5, 0.5, 0
+    assert paired.source_frame[0, 1, :, 1].tolist() == [0, 1, 2]  # moving: its own frame
+    assert paired.source_frame[0, 0].tolist() == [[0, 0], [1, 1], [2, 2]]  # the source view reads itself
+    assert paired.visible[0, 1, 2].tolist() == [True, True]  # known everywhere: visible in the target at frame 2
+    kept = paired.select(frames=torch.tensor([1, 2]))  # frame 0 dropped: its colour falls back to the frame itself
+    assert kept.source_frame[0, 1, :, 0].tolist() == [0, 1]
+
+
+def test_carried_frames_read_each_static_point_from_its_colour_frame():
+    from mvtrack.geometry import carry_frames
+
+    frames = torch.stack([torch.full((1, 4, 4), float(f)) for f in range(3)])[None]  # (1, 3, 1, 4, 4): frame f = f
+    xy = torch.tensor([1.0, 1.0]).expand(1, 3, 1, 2)
+    seen = torch.tensor([True, True, False]).reshape(1, 3, 1)
+    target = torch.ones(1, 3, 1, dtype=torch.bool)
+    frame = torch.tensor([1, 1, 0]).reshape(1, 3, 1)
+    total, mass = carry_frames(frames, xy, seen, xy, target, frame)
+    assert (total / mass.clamp_min(1e-6))[0, :, 0, 1, 1].tolist() == [1.0, 1.0, 0.0]
+    total, mass = carry_frames(frames, xy, seen, xy, target)  # same frame: frame 2 is not seen, nothing lands
+    assert mass[0, :, 0, 1, 1].tolist() == [1.0, 1.0, 0.0]
+
+
+def _conditioned_model():
+    from mvtrack.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample",
+                        track_conditioner=dict(blocks=[0], width=32, layers=1, heads=2, bands=3, skip=True))
+    for proj in model.conditioner.block_proj.values():
+        torch.nn.init.normal_(proj.weight, std=0.2)
+    return model
+
+
+def _model_inputs(w2c, K):
+    from mvtrack.models import camera_condition
+
+    x = torch.rand(1, 2, w2c.shape[2], 3, 64, 64) * 2 - 1
+    t = torch.full((1, 2, w2c.shape[2]), 700.0)
+    t[:, 0] = 0
+    return x, t, camera_condition(w2c, K, (64, 64), (64, 64))

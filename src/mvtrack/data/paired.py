@@ -5,7 +5,13 @@ triangulation on real video, ``mvtrack.data.real_tracks``) and projected into ev
 result has the layout of a clip's multi-view tracks, so view ``source`` holds the source pixels and every other
 view the target pixels, with their depths and visibility:
 
-    tracks (B, V, T, N, 2) pixels; depth (B, V, T, N) z in each camera; visible (B, V, T, N) bool.
+    tracks (B, V, T, N, 2) pixels; depth (B, V, T, N) z in each camera; visible (B, V, T, N) bool;
+    source_frame (B, V, T, N) long or None: the source frame whose pixel gives track n its colour in view v at
+    frame t (None: frame t itself). A static point is known at every frame, so a target frame can take its colour
+    from whichever source frame sees it best, not only from the source frame of the same instant.
+
+Points behind or near a camera (``NEAR``) are never visible in it, and every position is kept within
+``POSITION_BOUND`` image sizes of the image, so that no projected point reaches a model as a huge number.
 
 Sources of 3D tracks, in order of honesty:
     ``oracle_tracks``        (a) the engine's exact 3D tracks and visibility (an oracle: uses the targets' truth).
@@ -17,13 +23,19 @@ Sources of 3D tracks, in order of honesty:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
-from mvtrack.geometry import project, unproject, zbuffer_visible
+from mvtrack.geometry import camera_centers, project, unproject, zbuffer_visible
 
 from .clip import MultiViewClip
+
+
+# A point whose depth in a camera is below NEAR times the clip's median track depth is behind or at that camera:
+# never visible there. Positions are clamped to [-POSITION_BOUND, 1 + POSITION_BOUND] times the image size.
+NEAR = 1e-3
+POSITION_BOUND = 1.0
 
 
 @dataclass
@@ -34,6 +46,7 @@ class PairedTracks:
     depth: torch.Tensor
     visible: torch.Tensor
     source: int = 0
+    source_frame: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.tracks.dim() != 5 or self.tracks.shape[-1] != 2:
@@ -46,38 +59,55 @@ class PairedTracks:
             raise ValueError(f"PairedTracks.visible: expected bool, got {self.visible.dtype}")
         if not 0 <= self.source < shape[1]:
             raise ValueError(f"PairedTracks.source: expected a view index in [0, {shape[1]}), got {self.source}")
+        if self.source_frame is not None and (self.source_frame.shape != shape or self.source_frame.dtype != torch.long):
+            raise ValueError(f"PairedTracks.source_frame: expected long {tuple(shape)}, got {self.source_frame.dtype} "
+                             f"{tuple(self.source_frame.shape)}")
 
     @property
     def num_tracks(self) -> int:
         return self.tracks.shape[-2]
 
     def to(self, device) -> PairedTracks:
-        return PairedTracks(self.tracks.to(device), self.depth.to(device), self.visible.to(device), self.source)
+        frame = None if self.source_frame is None else self.source_frame.to(device)
+        return PairedTracks(self.tracks.to(device), self.depth.to(device), self.visible.to(device), self.source, frame)
 
     def select(self, frames: torch.Tensor | None = None, tracks: torch.Tensor | None = None) -> PairedTracks:
-        """A subset of frames (index (F,)) and/or tracks (index (N',))."""
-        t, d, v = self.tracks, self.depth, self.visible
+        """A subset of frames (index (F,)) and/or tracks (index (N',)). A colour frame that is not kept falls back
+        to the frame itself."""
+        t, d, v, sf = self.tracks, self.depth, self.visible, self.source_frame
         if frames is not None:
+            frames = torch.as_tensor(frames, device=t.device).long()
             t, d, v = t[:, :, frames], d[:, :, frames], v[:, :, frames]
+            if sf is not None:
+                position = torch.full((self.tracks.shape[2],), -1, dtype=torch.long, device=t.device)
+                position[frames] = torch.arange(len(frames), device=t.device)
+                new = position[sf[:, :, frames]]  # (B, V, F, N): where the colour frame is among the kept ones
+                own = torch.arange(len(frames), device=t.device)[None, None, :, None].expand_as(new)
+                sf = torch.where(new >= 0, new, own)
         if tracks is not None:
             t, d, v = t[..., tracks, :], d[..., tracks], v[..., tracks]
-        return PairedTracks(t, d, v, self.source)
+            sf = None if sf is None else sf[..., tracks]
+        return PairedTracks(t, d, v, self.source, sf)
 
     def select_views(self, views: list[int]) -> PairedTracks:
         """The tracks of a subset of views (which must include the source view), renumbered in the given order."""
         if self.source not in views:
             raise ValueError(f"views: expected a subset holding the source view {self.source}, got {views}")
+        sf = None if self.source_frame is None else self.source_frame[:, views]
         return PairedTracks(self.tracks[:, views], self.depth[:, views], self.visible[:, views],
-                            list(views).index(self.source))
+                            list(views).index(self.source), sf)
 
     def scaled(self, factor: float) -> PairedTracks:
         """Pixel coordinates for an image ``factor`` times the size (pixel centres stay centres)."""
-        return PairedTracks((self.tracks + 0.5) * factor - 0.5, self.depth, self.visible, self.source)
+        return replace(self, tracks=(self.tracks + 0.5) * factor - 0.5)
 
     def model_inputs(self) -> dict[str, torch.Tensor | int]:
         """Keyword arguments of ``MultiViewTransformer.forward``."""
-        return {"track_xy": self.tracks, "track_depth": self.depth, "track_visible": self.visible,
-                "track_source": self.source}
+        inputs = {"track_xy": self.tracks, "track_depth": self.depth, "track_visible": self.visible,
+                  "track_source": self.source}
+        if self.source_frame is not None:
+            inputs["track_source_frame"] = self.source_frame
+        return inputs
 
 
 def paired_tracks(
@@ -88,19 +118,28 @@ def paired_tracks(
     size: tuple[int, int],
     source: int = 0,
     cell: int | None = None,
+    seen: torch.Tensor | None = None,
+    static: torch.Tensor | None = None,
 ) -> PairedTracks:
     """Project 3D tracks known in the source view into every camera.
 
     Args:
         points: (B, T, N, 3) world points of each track and frame.
-        known: (B, T, N) bool, where the point is known (seen in the source view at that frame).
+        known: (B, T, N) bool, where the point's position is known (seen in the source view at that frame; a
+            static point: every frame).
         w2c: (B, V, T, 4, 4); K: (B, V, T, 3, 3) for images of ``size = (H, W)``.
-        source: the source view; its visibility is ``known`` (inside its image).
+        source: the source view; its visibility is ``seen`` (inside its image).
         cell: z-buffer cell in pixels for the other views (``zbuffer_visible``; by default the track spacing).
+        seen: (B, T, N) bool, where the source view sees the point (its colour can be read there); default
+            ``known``.
+        static: (B, N) bool, points that do not move: in every other view, each frame takes such a point's colour
+            from the source frame that sees it whose camera centre is nearest that view's camera
+            (``PairedTracks.source_frame``). None: every colour comes from the same frame.
 
     Returns:
         ``PairedTracks`` in every view; a target is visible where the point is known, projects into its image in
-        front of the camera, and is nearest in its z-buffer cell among the projected known points.
+        front of the camera (deeper than ``NEAR`` of the tracks' median depth), and is nearest in its z-buffer cell
+        among the projected known points. Positions are clamped within ``POSITION_BOUND`` image sizes of the image.
     """
     B, T, N, _ = points.shape
     V = w2c.shape[1]
@@ -109,21 +148,65 @@ def paired_tracks(
     if w2c.shape != (B, V, T, 4, 4) or K.shape != (B, V, T, 3, 3):
         raise ValueError(f"w2c, K: expected {(B, V, T, 4, 4)} and {(B, V, T, 3, 3)}, got {tuple(w2c.shape)} and "
                          f"{tuple(K.shape)}")
+    if seen is not None and seen.shape != (B, T, N):
+        raise ValueError(f"seen: expected {(B, T, N)}, got {tuple(seen.shape)}")
+    if static is not None and static.shape != (B, N):
+        raise ValueError(f"static: expected {(B, N)}, got {tuple(static.shape)}")
     finite = torch.isfinite(points).all(-1)
     known = known & finite
+    seen = known if seen is None else seen & known
     safe = torch.where(known[..., None], points, torch.zeros_like(points))
     xy, z = project(safe[:, None].expand(B, V, T, N, 3).double(), w2c.double(), K.double())  # (B, V, T, N, 2), (.., N)
+    # 1. Near and behind the camera: not visible, and no huge positions (a point at z -> 0 projects to infinity)
+    ref = z[:, source].masked_fill(~seen, float("nan")).flatten(1).nanmedian(-1).values  # (B,)
+    ref = torch.nan_to_num(ref, nan=1.0).clamp_min(1e-12)[:, None, None, None]
+    front = z > NEAR * ref  # (B, V, T, N)
+    H, W = size
+    bound = xy.new_tensor([W, H])
+    xy = torch.nan_to_num(xy, nan=0.0).clamp(min=-POSITION_BOUND * bound, max=(1 + POSITION_BOUND) * bound)
+    # 2. Visibility: a z-buffer over the known points in every view, the source view's from ``seen``
     visible = zbuffer_visible(
         xy.reshape(B * V * T, N, 2), z.reshape(B * V * T, N),
-        known[:, None].expand(B, V, T, N).reshape(B * V * T, N), size, cell
+        (known[:, None] & front).reshape(B * V * T, N), size, cell
     ).reshape(B, V, T, N)
-    H, W = size
-    inside_src = (z[:, source] > 0) & (xy[:, source, ..., 0] >= -0.5) & (xy[:, source, ..., 0] < W - 0.5)
+    inside_src = front[:, source] & (xy[:, source, ..., 0] >= -0.5) & (xy[:, source, ..., 0] < W - 0.5)
     inside_src &= (xy[:, source, ..., 1] >= -0.5) & (xy[:, source, ..., 1] < H - 0.5)
-    visible[:, source] = known & inside_src
+    visible[:, source] = seen & inside_src
     xy = torch.where(known[:, None, ..., None], xy, torch.zeros_like(xy))
-    z = torch.where(known[:, None], z, torch.zeros_like(z))
-    return PairedTracks(xy.to(points.dtype), z.to(points.dtype), visible, source)
+    z = torch.where(known[:, None] & front, z, torch.zeros_like(z))
+    frame = None if static is None else colour_frames(w2c, visible[:, source], static, source)
+    return PairedTracks(xy.to(points.dtype), z.to(points.dtype), visible, source, frame)
+
+
+def colour_frames(w2c: torch.Tensor, seen: torch.Tensor, static: torch.Tensor, source: int = 0) -> torch.Tensor:
+    """For every view, frame and track, the source frame to take the track's colour from: for a static track, the
+    frame that sees it whose camera centre is nearest the view's camera at that frame; for the others (and in the
+    source view itself), the frame itself.
+
+    Args:
+        w2c: (B, V, T, 4, 4); seen: (B, T, N) bool, where the source view sees each track; static: (B, N) bool.
+
+    Returns:
+        (B, V, T, N) long.
+    """
+    B, V, T = w2c.shape[:3]
+    N = seen.shape[-1]
+    centres = camera_centers(w2c.double())  # (B, V, T, 3)
+    distance = (centres[:, :, :, None] - centres[:, source, None, None]).norm(dim=-1)  # (B, V, T, T_source)
+    order = distance.argsort(-1)  # (B, V, T, T_source): nearest source frames first
+    same = torch.arange(T, device=w2c.device)[None, None, :, None].expand(B, V, T, N)
+    best = same.clone()
+    found = torch.zeros(B, V, T, N, dtype=torch.bool, device=w2c.device)
+    seen_bt = seen.reshape(B, 1, T * N).expand(B, V, T * N)
+    for rank in range(T):  # the nearest source frame that sees the track (memory of one (B, V, T, N) mask)
+        candidate = order[..., rank]  # (B, V, T)
+        index = (candidate[..., None] * N + torch.arange(N, device=w2c.device)).reshape(B, V, T * N)
+        sees = seen_bt.gather(-1, index).reshape(B, V, T, N) & ~found
+        best = torch.where(sees, candidate[..., None].expand(B, V, T, N), best)
+        found |= sees
+    frame = torch.where(static[:, None, None], best, same)
+    frame[:, source] = same[:, source]
+    return frame
 
 
 def lift_tracks(

@@ -29,7 +29,8 @@ from .epipolar import (
 from .formats import CameraFile, read_re10k, write_re10k
 from .projection import pixel_grid, project, transform_points, unproject, unproject_depth_map
 from .rays import pixel_rays, plucker_rays
-from .splat import bilinear_sample, bilinear_splat, zbuffer_visible
+from .splat import bilinear_sample, bilinear_splat, carry_frames, zbuffer_visible
+from .stereo import StereoDepth, fill_depth, plane_sweep_depth
 from .rotations import axis_angle_to_matrix, matrix_to_quaternion, quaternion_to_matrix, rotation_angle, slerp
 from .trajectories import TRAJECTORIES, from_spec, interpolate, interpolate_poses
 from .triangulate import Triangulation, triangulate_tracks
@@ -69,7 +70,11 @@ __all__ = [
     "plucker_rays",
     "bilinear_sample",
     "bilinear_splat",
+    "carry_frames",
     "zbuffer_visible",
+    "StereoDepth",
+    "fill_depth",
+    "plane_sweep_depth",
     "axis_angle_to_matrix",
     "matrix_to_quaternion",
     "quaternion_to_matrix",

@@ -110,3 +110,47 @@ def zbuffer_visible(
         nearest = nearest.scatter_reduce(0, index, z, reduce="amin")
         out[b] = inside[b] & (z <= nearest[index] * (1 + rtol))
     return out
+
+
+def carry_frames(
+    frames: torch.Tensor,
+    source_xy: torch.Tensor,
+    seen: torch.Tensor,
+    target_xy: torch.Tensor,
+    target_visible: torch.Tensor,
+    source_frame: torch.Tensor | None = None,
+    weight: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Carry source frames along point tracks into a target view, frame by frame: each track's value is sampled
+    (bilinear) at its source position and splatted (bilinear) at its target position.
+
+    The one forward splat of the project: Track2View's pixel path and the geometry-only references use it.
+
+    Args:
+        frames: (B, F, C, H, W) the source view.
+        source_xy: (B, F, N, 2) pixels in the source view; seen: (B, F, N) bool, where a track's value can be read.
+        target_xy: (B, F, N, 2) pixels in the target view; target_visible: (B, F, N) bool.
+        source_frame: (B, F, N) long, the source frame each track's value is read from at each target frame
+            (static points seen best from another frame); None: the same frame.
+        weight: (B, F, N) optional extra weight per track and target frame.
+
+    Returns:
+        total (B, F, C, H, W) and mass (B, F, 1, H, W): ``total / mass`` is the carried image where ``mass > 0``.
+    """
+    B, F, C, H, W = frames.shape
+    N = source_xy.shape[-2]
+    if source_xy.shape != (B, F, N, 2) or target_xy.shape != (B, F, N, 2) or seen.shape != (B, F, N) \
+            or target_visible.shape != (B, F, N):
+        raise ValueError(f"carry_frames: expected source_xy and target_xy {(B, F, N, 2)}, seen and target_visible "
+                         f"{(B, F, N)}, got {tuple(source_xy.shape)}, {tuple(target_xy.shape)}, {tuple(seen.shape)} "
+                         f"and {tuple(target_visible.shape)}")
+    values = bilinear_sample(frames.reshape(B * F, C, H, W), source_xy.reshape(B * F, N, 2)).reshape(B, F, N, C)
+    if source_frame is not None:
+        values = values.gather(1, source_frame[..., None].expand(B, F, N, C))
+        seen = seen.gather(1, source_frame)
+    w = (seen & target_visible).to(values.dtype)
+    if weight is not None:
+        w = w * weight.to(values.dtype)
+    total, mass = bilinear_splat(values.reshape(B * F, N, C), target_xy.reshape(B * F, N, 2), w.reshape(B * F, N),
+                                 (H, W))
+    return total.reshape(B, F, C, H, W), mass.reshape(B, F, 1, H, W)

@@ -24,7 +24,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mvtrack.geometry import bilinear_sample, bilinear_splat
+from mvtrack.geometry import bilinear_sample, bilinear_splat, carry_frames
 
 
 def fourier_features(x: torch.Tensor, bands: int) -> torch.Tensor:
@@ -126,6 +126,7 @@ class TrackConditioner(nn.Module):
         track_depth: torch.Tensor,
         track_visible: torch.Tensor,
         source: int = 0,
+        source_frame: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The condition of every token, and the splat the geometric skip uses.
 
@@ -135,6 +136,8 @@ class TrackConditioner(nn.Module):
             track_xy: (B, V, F, N, 2) positions at the input's resolution (pixels of an h x w frame).
             track_depth: (B, V, F, N) z in each camera; track_visible: (B, V, F, N) bool; view ``source`` holds
                 the source positions (visible = known there), the others the targets.
+            source_frame: (B, V, F, N) long: the source frame whose pixel gives each track its colour in the pixel
+                path (static points seen best from another frame); None: the same frame.
 
         Returns:
             condition (B, V*F*h'*w', D); splat (B, V, F, C + 1, h, w): the source frames carried to the target views
@@ -148,13 +151,21 @@ class TrackConditioner(nn.Module):
         if track_xy.shape != (*shape, 2) or track_depth.shape != shape or track_visible.shape != shape:
             raise ValueError(f"tracks: expected xy {(B, V, F, N, 2)}, depth and visible {(B, V, F, N)}, got "
                              f"{tuple(track_xy.shape)}, {tuple(track_depth.shape)}, {tuple(track_visible.shape)}")
+        if source_frame is not None and (source_frame.shape != shape or source_frame.min() < 0
+                                         or source_frame.max() >= F):
+            raise ValueError(f"track_source_frame: expected frame indices in [0, {F}) of shape {shape}, got "
+                             f"{tuple(source_frame.shape)}")
         dtype = tokens.dtype
-        xy, depth, vis = track_xy.float(), track_depth.float(), track_visible
+        # positions far outside the frame carry no more information than at its border's distance; bounded so that
+        # no point projected from near a camera centre reaches the Fourier features as a huge number
+        bound = track_xy.new_tensor([w, h]).float()
+        xy = torch.nan_to_num(track_xy.float(), nan=0.0).clamp(min=-bound, max=2 * bound)
+        depth, vis = torch.nan_to_num(track_depth.float(), nan=0.0, posinf=0.0, neginf=0.0), track_visible
         targets = [v for v in range(V) if v != source]
         condition = tokens.new_zeros(B, V, F, gh, gw, tokens.shape[-1]).float()
         splat = None
         if self.use_pixels:
-            pixels, splat = self._pixel_path(sample, xy, vis, source, targets)
+            pixels, splat = self._pixel_path(sample, xy, vis, source, targets, source_frame)
             condition = condition + pixels
         if self.use_tokens:
             condition = condition + self._token_path(tokens, *self._token_subset(xy, depth, vis), source, targets,
@@ -237,17 +248,14 @@ class TrackConditioner(nn.Module):
         projected = self.token_out(out.to(wdtype)).float()  # (B, V, F, h', w', D)
         return torch.where(rearrange(reached, "b v f c h w -> b v f h w c"), projected, 0.0)
 
-    def _pixel_path(self, sample, xy, vis, source, targets):
+    def _pixel_path(self, sample, xy, vis, source, targets, source_frame=None):
         B, V, F, C, h, w = sample.shape
-        known = rearrange(vis[:, source], "b f n -> (b f) n")
-        frames = rearrange(sample[:, source].float(), "b f c h w -> (b f) c h w")
-        values = bilinear_sample(frames, rearrange(xy[:, source], "b f n c -> (b f) n c"))  # (B*F, N, C)
+        frames = sample[:, source].float()  # (B, F, C, h, w)
         warped = torch.zeros(B, V, F, C + 1, h, w, device=sample.device)
         for v in targets:
-            weight = known.float() * rearrange(vis[:, v], "b f n -> (b f) n").float()
-            total, mass = bilinear_splat(values, rearrange(xy[:, v], "b f n c -> (b f) n c"), weight, (h, w))
-            image = torch.cat([total / mass.clamp_min(1e-6), mass.clamp(max=1.0)], 1)  # (B*F, C+1, h, w)
-            warped[:, v] = rearrange(image, "(b f) c h w -> b f c h w", b=B)
+            total, mass = carry_frames(frames, xy[:, source], vis[:, source], xy[:, v], vis[:, v],
+                                       None if source_frame is None else source_frame[:, v])
+            warped[:, v] = torch.cat([total / mass.clamp_min(1e-6), mass.clamp(max=1.0)], 2)  # (B, F, C+1, h, w)
         embedded = self.pixel_embedding(rearrange(warped, "b v f c h w -> b c (v f) h w").to(
             self.pixel_embedding.weight.dtype))  # (B, D, V*F, h', w')
         embedded[:, :, source * F : (source + 1) * F] = 0  # the source view is given as it is
