@@ -10,7 +10,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mvtrack.data import ReadStats, ShardDataset, ShardError, decode_clip, encode_clip, iter_shard, list_shards, write_shards
+from mvtrack.data import (ReadStats, ShardDataset, ShardError, decode_clip, encode_clip, iter_shard, list_shards,
+                          write_shards)
 from mvtrack.data.video_codec import VideoCodecError, decode_video, encode_video
 
 LOSSLESS = ("w2c", "K", "tracks", "visible", "depth", "tracks3d", "queries", "track_instance")

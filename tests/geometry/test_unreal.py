@@ -11,7 +11,8 @@ from mvtrack.geometry.unreal import intrinsics_from_sensor, opencv_to_unreal, un
 def unreal(forward, right, up, location_cm):
     """The row-vector matrix MultiCamVideo writes for a camera with these world axes and location."""
     m = torch.zeros(4, 4, dtype=torch.float64)
-    m[0, :3], m[1, :3], m[2, :3], m[3, :3] = (torch.tensor(v, dtype=torch.float64) for v in (forward, right, up, location_cm))
+    rows = (forward, right, up, location_cm)
+    m[0, :3], m[1, :3], m[2, :3], m[3, :3] = (torch.tensor(v, dtype=torch.float64) for v in rows)
     m[3, 3] = 1
     return m
 
