@@ -104,8 +104,8 @@ def synth(
     batch: int = typer.Option(0, min=0, help="Clips rendered together (0: 1 on CPU, where it is fastest; 64 on GPU)."),
     device: str = typer.Option("cpu", help="Render device, e.g. cpu or cuda."),
     video_format: str = typer.Option(
-        "png", help="How shards store video: png (lossless, ~3x smaller than npy), mp4 (H.264, ~30x smaller, mean "
-        "error ~1.5/255), jpg, or npy (raw uint8, the format of older shards)."),
+        "png", help="How shards store video: png (lossless, ~3x smaller than npy on engine clips), mp4 (H.264, ~35x "
+        "smaller, mean error ~1.5/255), jpg, or npy (raw uint8, the format of older shards)."),
     quality: int = typer.Option(None, help="x264 QP for mp4 (default 18), JPEG quality (95), PNG level (3)."),
 ):
     """Render synthetic multi-view clips with exact tracks, depth and cameras into WebDataset tar shards."""
