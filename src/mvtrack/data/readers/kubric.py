@@ -180,7 +180,11 @@ class MultiViewKubric(ReaderDataset):
             if len(files) != T_all:
                 raise ValueError(f"Kubric view {folder / view_names[v]}: {len(files)} rgba_*.png frames, but {path} "
                                  f"has {T_all}")
-            frames = np.stack([read_image(folder / view_names[v] / files[t]) for t in indices])  # (T, H0, W0, 3)
+            images = [read_image(folder / view_names[v] / files[t]) for t in indices]
+            if len({im.shape for im in images}) > 1:
+                raise ValueError(f"Kubric view {folder / view_names[v]}: frames of different sizes "
+                                 f"{sorted({im.shape[:2] for im in images})}")
+            frames = np.stack(images)  # (T, H0, W0, 3)
             boxes.append(crop_box(frames.shape[1:3], self.size, self.crop))
             videos.append(crop_resize(frames, boxes[-1], self.size))
         # 3. cameras: OpenGL world-to-camera -> OpenCV; intrinsics to the centre convention, then the crop

@@ -213,7 +213,7 @@ class MultiCamVideo(ReaderDataset):
                                      self.size))
             boxes.append(list(box))
             sources.append(list(source))
-        V, T, (H, W) = len(chosen), len(indices), self.size
+        V, T = len(chosen), len(indices)
         meta = {"dataset": "MultiCamVideo", "scene": str(scene.relative_to(self.root)) if scene != self.root else ".",
                 "cameras": chosen, "frames": indices, "focal_mm": focal, "source_size": sources, "crop_box": boxes}
         return MultiViewClip(
