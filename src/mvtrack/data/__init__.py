@@ -1,10 +1,19 @@
-"""Data: the MultiViewClip sample format, tar shards, datasets and track-pair sampling."""
+"""Data: the MultiViewClip sample format, shards, datasets, readers of published datasets, track-pair sampling."""
 
 from .clip import MultiViewClip, collate
 from .datasets import ShardDataset
 from .paired import PairedTracks, lift_tracks, oracle_tracks, paired_tracks, source_depth_tracks
 from .pairs import PAIR_KINDS, TrackPairs, sample_pairs
 from .pseudo_views import homography_pseudo_views, monocular_clip, pseudo_homographies, smooth_rotations
+from .readers import (
+    MultiCamVideo,
+    MultiViewKubric,
+    ReaderDataset,
+    RealEstate10K,
+    write_kubric_sequence,
+    write_multicam_scene,
+    write_re10k_layout,
+)
 from .real_tracks import (
     RealTracks,
     load_depth,
@@ -18,9 +27,13 @@ from .shards import ReadStats, ShardError, ShardWriter, decode_clip, encode_clip
 
 __all__ = [
     "PAIR_KINDS",
+    "MultiCamVideo",
     "MultiViewClip",
+    "MultiViewKubric",
     "PairedTracks",
     "ReadStats",
+    "ReaderDataset",
+    "RealEstate10K",
     "RealTracks",
     "ShardDataset",
     "ShardError",
@@ -46,5 +59,8 @@ __all__ = [
     "source_tracks",
     "split_concatenated_tracks",
     "video_tracks",
+    "write_kubric_sequence",
+    "write_multicam_scene",
+    "write_re10k_layout",
     "write_shards",
 ]

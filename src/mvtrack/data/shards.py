@@ -2,8 +2,11 @@
 
 Each clip is a group of tar members ``KEY.FIELD.npy`` (numpy's format, read with ``allow_pickle=False``)
 followed by ``KEY.json`` (metadata and the list of fields). The JSON comes last, so a reader knows a
-sample is complete when it arrives; nothing in a shard is ever unpickled. Video is stored as uint8
-``(V, T, H, W, 3)``, everything else at full precision.
+sample is complete when it arrives; nothing in a shard is ever unpickled. Everything but the video is stored at
+full precision. The video is either raw uint8 ``KEY.video.npy`` ``(V, T, H, W, 3)`` (``video_format="npy"``, the
+default and the only format of older shards) or encoded (``"mp4"``, ``"jpg"``, ``"png"``: members
+``KEY.video.{v}.mp4`` or ``KEY.video.{v}.{t}.jpg|png``, see ``video_codec``), declared in the JSON as
+``"video": {"format", "shape": [V, T, H, W], "quality"}``. Readers read every format transparently.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import torch
 from einops import rearrange
 
 from .clip import SCHEMA, MultiViewClip
+from .video_codec import ENCODED_FORMATS, VideoCodecError, check_quality, decode_video, encode_video
 
 SHARD_NAME = "shard-{:06d}.tar"
 # Largest tar member read into memory: a 4-view, 64-frame 1024x1024 uint8 video is 768 MiB. A member (or a .npy
 # header) claiming more is skipped as corrupt instead of being allocated.
 MAX_MEMBER_BYTES = 2**31
+VIDEO_FORMATS = ("npy",) + ENCODED_FORMATS
 
 
 class ShardError(ValueError):
@@ -45,20 +50,34 @@ class ReadStats:
     skipped_samples: int = 0
 
 
-def encode_clip(clip: MultiViewClip) -> dict[str, bytes]:
-    """Tar member payloads ``{FIELD.npy: bytes, ..., json: bytes}`` of one unbatched clip."""
+def encode_clip(clip: MultiViewClip, video_format: str = "npy", quality: int | None = None) -> dict[str, bytes]:
+    """Tar member payloads ``{FIELD.npy: bytes, ..., json: bytes}`` of one unbatched clip.
+
+    Args:
+        video_format: ``"npy"`` (raw uint8, lossless), ``"mp4"`` (H.264 4:4:4), ``"jpg"`` or ``"png"`` (one image
+            per view and frame; PNG is lossless).
+        quality: x264 QP for mp4 (default 18), JPEG quality (95) or PNG compression level (3).
+    """
     if clip.batched:
         raise ValueError("encode_clip: expected an unbatched clip")
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f"video_format: expected one of {VIDEO_FORMATS}, got {video_format!r}")
+    info = {"fields": sorted(clip.tensors()), "meta": clip.meta}
     out = {}
     for name, value in clip.tensors().items():
         if name == "video":
             array = (rearrange(value, "v t c h w -> v t h w c").clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()
+            if video_format != "npy":
+                quality = check_quality(video_format, quality)
+                out.update(encode_video(array, video_format, quality))
+                info["video"] = {"format": video_format, "shape": list(array.shape[:4]), "quality": quality}
+                continue
         else:
             array = value.detach().cpu().numpy()
         buf = io.BytesIO()
         np.save(buf, array, allow_pickle=False)
         out[f"{name}.npy"] = buf.getvalue()
-    out["json"] = json.dumps({"fields": sorted(clip.tensors()), "meta": clip.meta}).encode()
+    out["json"] = json.dumps(info).encode()
     return out
 
 
@@ -104,13 +123,28 @@ def _check_info(info, where: str) -> None:
     index = meta.get("index", 0)
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise ShardError(f"{where}: json member: expected meta.index to be an integer >= 0, got {index!r}")
+    video = info.get("video")
+    if video is not None:
+        if not isinstance(video, dict) or video.get("format") not in ENCODED_FORMATS:
+            raise ShardError(f"{where}: json member: expected video to be an object with format in {ENCODED_FORMATS}, "
+                             f"got {video!r}")
+        shape = video.get("shape")
+        if not (isinstance(shape, list) and len(shape) == 4
+                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape)):
+            raise ShardError(f"{where}: json member: expected video.shape to be [V, T, H, W] of positive integers, "
+                             f"got {shape!r}")
+        if math.prod(shape) * 3 > MAX_MEMBER_BYTES:
+            raise ShardError(f"{where}: json member: video.shape {shape} is more than the "
+                             f"{MAX_MEMBER_BYTES / 2**30:.0f} GiB limit of one video")
 
 
 def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewClip:
-    """Inverse of ``encode_clip``; raises ``ShardError`` naming ``where`` and the field on any problem.
+    """Inverse of ``encode_clip`` for every video format; raises ``ShardError`` naming ``where`` and the field on
+    any problem.
 
     Every ``.npy`` header is checked against the field's shape and the member's length before its array is
-    allocated, so a corrupt or hostile header cannot make the reader allocate what it claims.
+    allocated, and every encoded stream's or image's size against the declared video shape before it is decoded,
+    so a corrupt or hostile header cannot make the reader allocate what it claims.
     """
     if members.get("json") is None:
         raise ShardError(f"{where}: no json member" if "json" not in members else f"{where}: json member too large")
@@ -123,6 +157,14 @@ def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewCl
     for name in info.get("fields", []):
         if name not in SCHEMA:
             raise ShardError(f"{where}: unknown field {name!r}")
+        if name == "video" and "video" in info:
+            video = info["video"]
+            try:
+                array = decode_video(members, video["format"], tuple(video["shape"]), where)
+            except VideoCodecError as e:
+                raise ShardError(str(e)) from None
+            tensors[name] = rearrange(torch.from_numpy(array).float() / 255.0, "v t h w c -> v t c h w")
+            continue
         if f"{name}.npy" not in members:
             raise ShardError(f"{where}: field {name} listed in json but missing")
         data = members[f"{name}.npy"]
@@ -146,11 +188,19 @@ def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewCl
 
 
 class ShardWriter:
-    """Write clips into numbered shards of ``clips_per_shard``; each shard appears atomically when complete."""
+    """Write clips into numbered shards of ``clips_per_shard``; each shard appears atomically when complete.
 
-    def __init__(self, out_dir: str | Path, clips_per_shard: int = 64, start_shard: int = 0):
+    ``video_format`` and ``quality`` choose how the video is stored (``encode_clip``); readers need not know.
+    """
+
+    def __init__(self, out_dir: str | Path, clips_per_shard: int = 64, start_shard: int = 0,
+                 video_format: str = "npy", quality: int | None = None):
         if clips_per_shard < 1:
             raise ValueError(f"clips_per_shard: expected >= 1, got {clips_per_shard}")
+        if video_format not in VIDEO_FORMATS:
+            raise ValueError(f"video_format: expected one of {VIDEO_FORMATS}, got {video_format!r}")
+        self.quality = None if video_format == "npy" else check_quality(video_format, quality)
+        self.video_format = video_format
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.clips_per_shard = clips_per_shard
@@ -164,7 +214,7 @@ class ShardWriter:
         if self._tar is None:
             self._open()
         key = f"{self.count:09d}"
-        for suffix, payload in encode_clip(clip).items():
+        for suffix, payload in encode_clip(clip, self.video_format, self.quality).items():
             info = tarfile.TarInfo(f"{key}.{suffix}")
             info.size = len(payload)
             self._tar.addfile(info, io.BytesIO(payload))
@@ -202,9 +252,10 @@ class ShardWriter:
         self.close()
 
 
-def write_shards(clips: Iterable[MultiViewClip], out_dir: str | Path, clips_per_shard: int = 64) -> list[Path]:
-    """Write unbatched clips into shards under ``out_dir``; returns the shard paths."""
-    with ShardWriter(out_dir, clips_per_shard) as writer:
+def write_shards(clips: Iterable[MultiViewClip], out_dir: str | Path, clips_per_shard: int = 64,
+                 video_format: str = "npy", quality: int | None = None) -> list[Path]:
+    """Write unbatched clips into shards under ``out_dir`` (video stored as ``video_format``); returns the paths."""
+    with ShardWriter(out_dir, clips_per_shard, video_format=video_format, quality=quality) as writer:
         for clip in clips:
             writer.write(clip)
     return writer.written
@@ -260,3 +311,8 @@ def iter_shard(path: str | Path, stats: ReadStats | None = None) -> Iterator[Mul
         stats.corrupt_shards += 1
         warnings.warn(f"shard {path} is truncated or corrupt ({e}); kept its {kept} complete clips, "
                       f"skipped the rest", stacklevel=2)
+        return
+    if members:  # cut at a member boundary: tarfile sees a clean end, but the last sample never got its json
+        stats.corrupt_shards += 1
+        warnings.warn(f"shard {path} is truncated or corrupt (sample {key} has no json member); kept its {kept} "
+                      f"complete clips, skipped the rest", stacklevel=2)

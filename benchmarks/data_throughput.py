@@ -1,0 +1,193 @@
+"""Data-loading throughput: clips per second through a torch DataLoader with 1 and 2 workers, from shards (raw npy,
+mp4, jpg, png video) and from the dataset readers (MultiCamVideo, RealEstate10K in CameraCtrl's layout, MV-TAP's
+Kubric), all on synthetic fixtures written here in each exact layout. Also the bytes one clip takes in each shard
+format, including the issue's 2-view, 81-frame 480x832 clip.
+
+Frames are a panning, zooming view of a procedural texture (smooth colour fields, edges and fine noise), so codecs
+see motion and detail; real footage compresses differently, so read the sizes as indicative. Prints markdown tables;
+run ``python benchmarks/data_throughput.py [--clips 8] [--workers 1 2] [--only shards multicam re10k kubric]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from mvtrack.data import (MultiCamVideo, MultiViewClip, MultiViewKubric, RealEstate10K, ShardDataset, collate,
+                          encode_clip, write_kubric_sequence, write_multicam_scene, write_re10k_layout, write_shards)
+from mvtrack.geometry import look_at, make_intrinsics
+
+
+def texture(size: int, seed: int) -> np.ndarray:
+    """uint8 (size, size, 3): smooth colour fields, a few sharp-edged boxes and fine noise."""
+    rng = np.random.default_rng(seed)
+    smooth = cv2.resize(rng.random((size // 64, size // 64, 3)).astype(np.float32), (size, size),
+                        interpolation=cv2.INTER_CUBIC)
+    image = 0.2 + 0.6 * smooth
+    for _ in range(size // 16):
+        x, y, w, h = rng.integers(0, size, 4) // np.array([1, 1, 6, 6])
+        image[y : y + h, x : x + w] = rng.random(3)
+    image += rng.normal(0, 0.03, image.shape)
+    return (image.clip(0, 1) * 255).astype(np.uint8)
+
+
+def pan_frames(views: int, frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """uint8 (V, T, H, W, 3): each view pans and zooms slowly across its own part of one texture."""
+    tex = texture(2 * max(height, width) + 64 * views, seed)
+    out = np.empty((views, frames, height, width, 3), np.uint8)
+    for v in range(views):
+        for t in range(frames):
+            zoom = 1.0 + 0.002 * t
+            x0, y0 = 32 * v + 2 * t, 16 * v + t
+            h, w = int(height * zoom), int(width * zoom)
+            out[v, t] = cv2.resize(tex[y0 : y0 + h, x0 : x0 + w], (width, height), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def cameras(views: int, frames: int) -> torch.Tensor:
+    """(V, T, 4, 4) OpenCV w2c on a slow orbit (the pixels do not need to match them to time the loading)."""
+    angle = 0.3 * torch.arange(views, dtype=torch.float64)[:, None] + 0.01 * torch.arange(frames)[None]
+    eye = torch.stack([4 * angle.cos(), 4 * angle.sin(), 1.5 + 0 * angle], -1)
+    return torch.linalg.inv(look_at(eye, torch.zeros(views, frames, 3, dtype=torch.float64)))
+
+
+def clip_of(frames: np.ndarray, num_tracks: int = 256) -> MultiViewClip:
+    V, T, H, W, _ = frames.shape
+    g = torch.Generator().manual_seed(0)
+    return MultiViewClip(
+        video=torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255, w2c=cameras(V, T).float(),
+        K=make_intrinsics(W, W, (W - 1) / 2, (H - 1) / 2).expand(V, T, 3, 3).clone(),
+        tracks=torch.rand(V, T, num_tracks, 2, generator=g) * torch.tensor([W, H]),
+        visible=torch.rand(V, T, num_tracks, generator=g) > 0.3)
+
+
+def rate(dataset, workers: int, clips: int) -> float:
+    """Steady-state clips per second: the second epoch of ``clips`` through persistent workers (the first warms the
+    page cache and starts the workers)."""
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=collate,
+                        persistent_workers=workers > 0)
+    for _ in loader:
+        pass
+    start = time.perf_counter()
+    count = sum(batch.video.shape[0] for batch in loader)
+    assert count == clips, (count, clips)
+    return count / (time.perf_counter() - start)
+
+
+def bench_shards(root: Path, args) -> list[tuple]:
+    V, T, H, W = args.shard_shape
+    frames = pan_frames(V, T, H, W)
+    clip = clip_of(frames)
+    rows = []
+    for fmt in ("npy", "mp4", "jpg", "png"):
+        out = root / f"shards-{fmt}"
+        write_shards([clip] * args.clips, out, clips_per_shard=1, video_format=fmt)  # one shard per clip: any split
+        mb = sum(p.stat().st_size for p in out.glob("*.tar")) / args.clips / 2**20
+        for workers in args.workers:
+            r = rate(ShardDataset(out, shuffle=False), workers, args.clips)
+            rows.append((f"shards, {fmt} video", f"{V}x{T}x{H}x{W}, 256 tracks", workers, r, f"{mb:.2f}"))
+    return rows
+
+
+def bench_multicam(root: Path, args) -> list[tuple]:
+    cams, T, S = 3, args.multicam_frames, args.multicam_source
+    write_multicam_scene(root / "MultiCamVideo" / "train" / "f24_aperture5" / "scene1", pan_frames(cams, T, S, S),
+                         cameras(cams, T))
+    H, W = args.multicam_size
+    rows = []
+    for workers in args.workers:
+        ds = MultiCamVideo(root / "MultiCamVideo", size=(H, W), num_frames=T, views=2, samples_per_scene=args.clips)
+        rows.append(("MultiCamVideo reader", f"2x{T}x{H}x{W} from {S}x{S} mp4", workers, rate(ds, workers, args.clips),
+                     "-"))
+    return rows
+
+
+def bench_re10k(root: Path, args) -> list[tuple]:
+    T, (H0, W0) = 64, args.re10k_source
+    frames = pan_frames(1, T, H0, W0)[0]
+    w2c = cameras(1, T)[0]
+    K = make_intrinsics(W0 * 0.9, W0 * 0.9, (W0 - 1) / 2, (H0 - 1) / 2).double().expand(T, 3, 3)
+    write_re10k_layout(root / "RealEstate10K", [{"name": f"clip{i:03d}", "frames": frames, "w2c": w2c, "K": K}
+                                                for i in range(args.clips)])
+    H, W = args.re10k_size
+    rows = []
+    for workers in args.workers:
+        ds = RealEstate10K(root / "RealEstate10K", size=(H, W), num_frames=16, stride=4)
+        rows.append(("RealEstate10K reader", f"1x16x{H}x{W} (stride 4) from {H0}x{W0} mp4", workers,
+                     rate(ds, workers, args.clips), "-"))
+    return rows
+
+
+def bench_kubric(root: Path, args) -> list[tuple]:
+    V, T, S, N = 4, 24, args.kubric_source, 2048
+    clip = clip_of(pan_frames(V, T, S, S), num_tracks=N)
+    for i in range(args.clips):
+        write_kubric_sequence(root / "Kubric", f"seq{i:03d}", pan_frames(V, T, S, S, seed=i), clip.w2c, clip.K,
+                              clip.tracks, clip.visible)
+    rows = []
+    for workers in args.workers:
+        ds = MultiViewKubric(root / "Kubric", size=S, num_frames=T, num_tracks=256)
+        rows.append(("Kubric (MV-TAP) reader", f"{V}x{T}x{S}x{S} png, 256 of {N} tracks", workers,
+                     rate(ds, workers, args.clips), "-"))
+    return rows
+
+
+def sizes_of_one_clip(shape) -> list[tuple]:
+    """Bytes of one clip's video members in each format (no tar headers)."""
+    clip = clip_of(pan_frames(*shape), num_tracks=1)
+    rows = []
+    for fmt in ("npy", "mp4", "jpg", "png"):
+        start = time.perf_counter()
+        members = encode_clip(clip, video_format=fmt)
+        seconds = time.perf_counter() - start
+        size = sum(len(v) for k, v in members.items() if k.startswith("video"))
+        rows.append((fmt, size / 2**20, seconds))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clips", type=int, default=8, help="clips per timed epoch")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--only", nargs="+", default=["shards", "multicam", "re10k", "kubric", "sizes"])
+    parser.add_argument("--shard-shape", type=int, nargs=4, default=[2, 21, 480, 832], metavar=("V", "T", "H", "W"))
+    parser.add_argument("--multicam-source", type=int, default=1280, help="square source size (the dataset: 1280)")
+    parser.add_argument("--multicam-frames", type=int, default=81)
+    parser.add_argument("--multicam-size", type=int, nargs=2, default=[480, 832])
+    parser.add_argument("--re10k-source", type=int, nargs=2, default=[360, 640])
+    parser.add_argument("--re10k-size", type=int, nargs=2, default=[256, 384])
+    parser.add_argument("--kubric-source", type=int, default=256)
+    parser.add_argument("--size-shape", type=int, nargs=4, default=[2, 81, 480, 832], metavar=("V", "T", "H", "W"))
+    parser.add_argument("--workdir", type=Path, default=None, help="where fixtures go (default: a temporary folder)")
+    args = parser.parse_args()
+    print(f"{datetime.date.today()}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; CPU only, synthetic fixtures")
+    benches = [(name, bench) for name, bench in (("shards", bench_shards), ("multicam", bench_multicam),
+                                                 ("re10k", bench_re10k), ("kubric", bench_kubric)) if name in args.only]
+    if benches:
+        print("\n| source | clip (V x T x H x W) | workers | clips/s | clips/s per worker | MiB per clip on disk |")
+        print("|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+        for _, bench in benches:
+            for source, shape, workers, r, mb in bench(Path(tmp), args):
+                print(f"| {source} | {shape} | {workers} | {r:.2f} | {r / workers:.2f} | {mb} |", flush=True)
+    if "sizes" in args.only:
+        V, T, H, W = args.size_shape
+        print(f"\n| video format | MiB for one {V}-view, {T}-frame {H}x{W} clip | encode seconds |")
+        print("|---|---|---|")
+        for fmt, mb, seconds in sizes_of_one_clip(args.size_shape):
+            print(f"| {fmt} | {mb:.1f} | {seconds:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
