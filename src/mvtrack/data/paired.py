@@ -7,8 +7,10 @@ view the target pixels, with their depths and visibility:
 
     tracks (B, V, T, N, 2) pixels; depth (B, V, T, N) z in each camera; visible (B, V, T, N) bool;
     source_frame (B, V, T, N) long or None: the source frame whose pixel gives track n its colour in view v at
-    frame t (None: frame t itself). A static point is known at every frame, so a target frame can take its colour
-    from whichever source frame sees it best, not only from the source frame of the same instant.
+    frame t (None: frame t itself); weight (B, V, T, N) float or None: how much track n counts there (None: 1).
+    A static point is known at every frame, so a target frame can take its colour from any source frame that sees
+    it, not only from the source frame of the same instant: from the frame it was lifted from, weighted by how
+    near that frame's camera is to the target camera (``colour_frames``).
 
 Points behind or near a camera (``NEAR``) are never visible in it, and every position is kept within
 ``POSITION_BOUND`` image sizes of the image, so that no projected point reaches a model as a huge number.
@@ -47,6 +49,7 @@ class PairedTracks:
     visible: torch.Tensor
     source: int = 0
     source_frame: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
 
     def __post_init__(self):
         if self.tracks.dim() != 5 or self.tracks.shape[-1] != 2:
@@ -62,6 +65,8 @@ class PairedTracks:
         if self.source_frame is not None and (self.source_frame.shape != shape or self.source_frame.dtype != torch.long):
             raise ValueError(f"PairedTracks.source_frame: expected long {tuple(shape)}, got {self.source_frame.dtype} "
                              f"{tuple(self.source_frame.shape)}")
+        if self.weight is not None and self.weight.shape != shape:
+            raise ValueError(f"PairedTracks.weight: expected {tuple(shape)}, got {tuple(self.weight.shape)}")
 
     @property
     def num_tracks(self) -> int:
@@ -69,15 +74,18 @@ class PairedTracks:
 
     def to(self, device) -> PairedTracks:
         frame = None if self.source_frame is None else self.source_frame.to(device)
-        return PairedTracks(self.tracks.to(device), self.depth.to(device), self.visible.to(device), self.source, frame)
+        weight = None if self.weight is None else self.weight.to(device)
+        return PairedTracks(self.tracks.to(device), self.depth.to(device), self.visible.to(device), self.source, frame,
+                            weight)
 
     def select(self, frames: torch.Tensor | None = None, tracks: torch.Tensor | None = None) -> PairedTracks:
         """A subset of frames (index (F,)) and/or tracks (index (N',)). A colour frame that is not kept falls back
         to the frame itself."""
-        t, d, v, sf = self.tracks, self.depth, self.visible, self.source_frame
+        t, d, v, sf, wt = self.tracks, self.depth, self.visible, self.source_frame, self.weight
         if frames is not None:
             frames = torch.as_tensor(frames, device=t.device).long()
             t, d, v = t[:, :, frames], d[:, :, frames], v[:, :, frames]
+            wt = None if wt is None else wt[:, :, frames]
             if sf is not None:
                 position = torch.full((self.tracks.shape[2],), -1, dtype=torch.long, device=t.device)
                 position[frames] = torch.arange(len(frames), device=t.device)
@@ -87,15 +95,17 @@ class PairedTracks:
         if tracks is not None:
             t, d, v = t[..., tracks, :], d[..., tracks], v[..., tracks]
             sf = None if sf is None else sf[..., tracks]
-        return PairedTracks(t, d, v, self.source, sf)
+            wt = None if wt is None else wt[..., tracks]
+        return PairedTracks(t, d, v, self.source, sf, wt)
 
     def select_views(self, views: list[int]) -> PairedTracks:
         """The tracks of a subset of views (which must include the source view), renumbered in the given order."""
         if self.source not in views:
             raise ValueError(f"views: expected a subset holding the source view {self.source}, got {views}")
         sf = None if self.source_frame is None else self.source_frame[:, views]
+        wt = None if self.weight is None else self.weight[:, views]
         return PairedTracks(self.tracks[:, views], self.depth[:, views], self.visible[:, views],
-                            list(views).index(self.source), sf)
+                            list(views).index(self.source), sf, wt)
 
     def scaled(self, factor: float) -> PairedTracks:
         """Pixel coordinates for an image ``factor`` times the size (pixel centres stay centres)."""
@@ -107,6 +117,8 @@ class PairedTracks:
                   "track_source": self.source}
         if self.source_frame is not None:
             inputs["track_source_frame"] = self.source_frame
+        if self.weight is not None:
+            inputs["track_weight"] = self.weight
         return inputs
 
 
@@ -117,9 +129,10 @@ def paired_tracks(
     K: torch.Tensor,
     size: tuple[int, int],
     source: int = 0,
-    cell: int | None = None,
+    cell: float | None = None,
     seen: torch.Tensor | None = None,
     static: torch.Tensor | None = None,
+    origin: torch.Tensor | None = None,
 ) -> PairedTracks:
     """Project 3D tracks known in the source view into every camera.
 
@@ -132,9 +145,10 @@ def paired_tracks(
         cell: z-buffer cell in pixels for the other views (``zbuffer_visible``; by default the track spacing).
         seen: (B, T, N) bool, where the source view sees the point (its colour can be read there); default
             ``known``.
-        static: (B, N) bool, points that do not move: in every other view, each frame takes such a point's colour
-            from the source frame that sees it whose camera centre is nearest that view's camera
-            (``PairedTracks.source_frame``). None: every colour comes from the same frame.
+        static: (B, N) bool, points that do not move, with ``origin`` (B, N) long, the source frame each was lifted
+            from: in every other view, such a point takes its colour from its origin frame at every frame, weighted
+            by how near that frame's camera is to the view's (``colour_frames``: ``PairedTracks.source_frame`` and
+            ``weight``). None: every colour comes from the same frame.
 
     Returns:
         ``PairedTracks`` in every view; a target is visible where the point is known, projects into its image in
@@ -150,8 +164,9 @@ def paired_tracks(
                          f"{tuple(K.shape)}")
     if seen is not None and seen.shape != (B, T, N):
         raise ValueError(f"seen: expected {(B, T, N)}, got {tuple(seen.shape)}")
-    if static is not None and static.shape != (B, N):
-        raise ValueError(f"static: expected {(B, N)}, got {tuple(static.shape)}")
+    if static is not None and (static.shape != (B, N) or origin is None or origin.shape != (B, N)):
+        raise ValueError(f"static, origin: expected {(B, N)} each, got {tuple(static.shape)} and "
+                         f"{None if origin is None else tuple(origin.shape)}")
     finite = torch.isfinite(points).all(-1)
     known = known & finite
     seen = known if seen is None else seen & known
@@ -174,39 +189,41 @@ def paired_tracks(
     visible[:, source] = seen & inside_src
     xy = torch.where(known[:, None, ..., None], xy, torch.zeros_like(xy))
     z = torch.where(known[:, None] & front, z, torch.zeros_like(z))
-    frame = None if static is None else colour_frames(w2c, visible[:, source], static, source)
-    return PairedTracks(xy.to(points.dtype), z.to(points.dtype), visible, source, frame)
+    frame, weight = (None, None) if static is None else colour_frames(w2c, static, origin, source)
+    return PairedTracks(xy.to(points.dtype), z.to(points.dtype), visible, source, frame, weight)
 
 
-def colour_frames(w2c: torch.Tensor, seen: torch.Tensor, static: torch.Tensor, source: int = 0) -> torch.Tensor:
-    """For every view, frame and track, the source frame to take the track's colour from: for a static track, the
-    frame that sees it whose camera centre is nearest the view's camera at that frame; for the others (and in the
-    source view itself), the frame itself.
+def colour_frames(w2c: torch.Tensor, static: torch.Tensor, origin: torch.Tensor, source: int = 0,
+                  falloff: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where every view and frame reads each track's colour, and how much the track counts there.
+
+    A static track is read at its origin frame (the source frame it was lifted from, where its pixel is exactly its
+    colour), at every frame of every view, weighted by ``exp(-(d / (falloff d_min))^2)`` with ``d`` the
+    distance from the origin frame's camera centre to the view's camera and ``d_min`` the nearest source camera's:
+    a target frame is painted mostly by the source frames that saw it from nearby (view-dependent effects, depth
+    errors grow with the baseline), and the others fill what those do not see. Other tracks, and the source view
+    itself, read their own frame with weight 1.
 
     Args:
-        w2c: (B, V, T, 4, 4); seen: (B, T, N) bool, where the source view sees each track; static: (B, N) bool.
+        w2c: (B, V, T, 4, 4); static: (B, N) bool; origin: (B, N) long, source frame indices.
 
     Returns:
-        (B, V, T, N) long.
+        source_frame (B, V, T, N) long and weight (B, V, T, N) float32.
     """
     B, V, T = w2c.shape[:3]
-    N = seen.shape[-1]
+    N = static.shape[-1]
     centres = camera_centers(w2c.double())  # (B, V, T, 3)
     distance = (centres[:, :, :, None] - centres[:, source, None, None]).norm(dim=-1)  # (B, V, T, T_source)
-    order = distance.argsort(-1)  # (B, V, T, T_source): nearest source frames first
+    nearest = distance.amin(-1, keepdim=True)  # (B, V, T, 1)
+    d = distance.gather(-1, origin[:, None, None].expand(B, V, T, N))  # (B, V, T, N): origin camera to this camera
+    scale = (nearest + 1e-9 * (1 + centres.norm(dim=-1, keepdim=True))).clamp_min(1e-12)
+    weight = torch.exp(-(d / (falloff * scale)) ** 2).float()
     same = torch.arange(T, device=w2c.device)[None, None, :, None].expand(B, V, T, N)
-    best = same.clone()
-    found = torch.zeros(B, V, T, N, dtype=torch.bool, device=w2c.device)
-    seen_bt = seen.reshape(B, 1, T * N).expand(B, V, T * N)
-    for rank in range(T):  # the nearest source frame that sees the track (memory of one (B, V, T, N) mask)
-        candidate = order[..., rank]  # (B, V, T)
-        index = (candidate[..., None] * N + torch.arange(N, device=w2c.device)).reshape(B, V, T * N)
-        sees = seen_bt.gather(-1, index).reshape(B, V, T, N) & ~found
-        best = torch.where(sees, candidate[..., None].expand(B, V, T, N), best)
-        found |= sees
-    frame = torch.where(static[:, None, None], best, same)
-    frame[:, source] = same[:, source]
-    return frame
+    static = static[:, None, None].expand(B, V, T, N)
+    frame = torch.where(static, origin[:, None, None].expand(B, V, T, N), same).clone()
+    weight = torch.where(static, weight, torch.ones_like(weight))
+    frame[:, source], weight[:, source] = same[:, source], 1.0
+    return frame, weight
 
 
 def lift_tracks(

@@ -30,7 +30,7 @@ from mvtrack.geometry.triangulate import MAX_RESIDUAL, MIN_PARALLAX_PX, MIN_VIEW
 
 from .paired import lift_tracks
 
-MODES = ("tracks3d file", "depth file", "triangulated flow tracks")
+MODES = ("tracks3d file", "depth file", "triangulated flow tracks", "stereo depth")
 
 
 @dataclass
@@ -41,7 +41,12 @@ class RealTracks:
     mode: one of ``MODES``, where the points come from.
     tracks: (T, N, 2) source pixels; visible: (T, N) bool (flow tracks, or the points projected into the source).
     queries: (N, 3) the (t, x, y) each flow track started from, or None (mode "tracks3d file").
-    residual, static, triangulable: (N,) from ``triangulate_tracks`` in mode "triangulated flow tracks", else None.
+    residual, static, triangulable: (N,) from ``triangulate_tracks`` in mode "triangulated flow tracks", else None;
+        in mode "stereo depth" (``source_geometry.dense_tracks``) ``static`` is all True.
+    seen: (1, T, N) bool, the frames that see a static point (its position is ``known`` at every frame), or None
+        (seen = known); origin: (N,) long, the frame each static point was lifted from (mode "stereo depth").
+    cell: the z-buffer cell (pixels of the source's size) that ``paired`` uses, or None (``zbuffer_visible``'s
+        default): the footprint of one lifted pixel, a fraction of a pixel for depth maps finer than the source.
 
     Unpacks as ``points, known, mode = source_tracks(...)``. ``save`` writes an ``.npz`` whose ``points`` field
     ``load_tracks3d`` (``mvtrack tracks --tracks3d``) reads back.
@@ -56,6 +61,9 @@ class RealTracks:
     residual: torch.Tensor | None = None
     static: torch.Tensor | None = None
     triangulable: torch.Tensor | None = None
+    seen: torch.Tensor | None = None
+    origin: torch.Tensor | None = None
+    cell: float | None = None
 
     def __iter__(self):
         return iter((self.points, self.known, self.mode))
@@ -64,7 +72,8 @@ class RealTracks:
         """Write every field to an ``.npz`` (points (T, N, 3), known (T, N), the rest as above; no pickle)."""
         arrays = {"points": self.points[0], "known": self.known[0], "tracks": self.tracks, "visible": self.visible,
                   "queries": self.queries, "residual": self.residual, "static": self.static,
-                  "triangulable": self.triangulable}
+                  "triangulable": self.triangulable, "seen": None if self.seen is None else self.seen[0],
+                  "origin": self.origin}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, mode=np.array(self.mode), **{k: v.cpu().numpy() for k, v in arrays.items() if v is not None})
@@ -76,14 +85,28 @@ class RealTracks:
         with np.load(path, allow_pickle=False) as data:
             get = {k: torch.from_numpy(data[k]) for k in data.files if k != "mode"}
             mode = str(data["mode"])
-        return cls(get.pop("points")[None], get.pop("known")[None], mode, **get)
+        seen = get.pop("seen", None)
+        return cls(get.pop("points")[None], get.pop("known")[None], mode, **get,
+                   seen=None if seen is None else seen[None])
+
+    def paired(self, w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], source: int = 0):
+        """Paired tracks in every camera ``w2c (1, V, T, 4, 4)``, ``K (1, V, T, 3, 3)`` (``paired_tracks``): static
+        points carried with the frames that see them."""
+        from .paired import paired_tracks
+
+        if self.origin is None:
+            return paired_tracks(self.points, self.known, w2c, K, size, source, self.cell, seen=self.seen)
+        return paired_tracks(self.points, self.known, w2c, K, size, source, self.cell, seen=self.seen,
+                             static=self.static[None], origin=self.origin[None])
 
     def summary(self) -> dict:
         """Counts for a one-line report: tracks, known points, and in triangulated mode static / dynamic /
         untriangulable tracks and the median residual (px) of the triangulable ones."""
         out = {"mode": self.mode, "tracks": int(self.tracks.shape[1]),
                "known_fraction": float(self.known.float().mean()) if self.known.numel() else 0.0}
-        if self.static is not None:
+        if self.seen is not None:
+            out.update(static=int(self.static.sum()), seen_fraction=float(self.seen.float().mean()))
+        elif self.static is not None:
             tri = self.triangulable
             out.update(static=int(self.static.sum()), dynamic=int((tri & ~self.static).sum()),
                        untriangulable=int((~tri).sum()),

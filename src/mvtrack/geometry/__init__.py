@@ -17,6 +17,7 @@ from .cameras import (
     resize_intrinsics,
     w2c_to_c2w,
 )
+from .crop import center_crop_box, crop_intrinsics, crop_points, inside_image
 from .epipolar import (
     apply_homography,
     epipolar_distance,
@@ -51,6 +52,10 @@ __all__ = [
     "relative_pose",
     "resize_intrinsics",
     "w2c_to_c2w",
+    "center_crop_box",
+    "crop_intrinsics",
+    "crop_points",
+    "inside_image",
     "apply_homography",
     "epipolar_distance",
     "epipolar_lines",

@@ -6,6 +6,8 @@ All coordinates are pixels in mvtrack's convention (the centre of the top-left p
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -71,13 +73,14 @@ def bilinear_splat(
 
 
 def zbuffer_visible(
-    xy: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, size: tuple[int, int], cell: int | None = None,
+    xy: torch.Tensor, depth: torch.Tensor, valid: torch.Tensor, size: tuple[int, int], cell: float | None = None,
     rtol: float = 0.03,
 ) -> torch.Tensor:
     """Which projected points are unoccluded by the others: a z-buffer over the points themselves, for cameras
     whose depth map is unknown.
 
-    The image is cut into ``cell x cell`` pixel cells; a point is visible when it lies inside the image in front
+    The image is cut into ``cell x cell`` pixel cells (a fraction of a pixel too: points lifted from frames finer
+    than this image cover it more densely); a point is visible when it lies inside the image in front
     of the camera and its depth is within ``rtol`` of the nearest valid point in its cell. ``cell`` defaults to
     half the spacing of the points (``sqrt(H W / n) / 2`` for n valid points, at least 1): on the engine's
     64 px clips with 1024 tracks this agreed with the exact visibility on 96% of tracks (the full spacing: 92%,
@@ -96,15 +99,19 @@ def zbuffer_visible(
     inside &= (xy[..., 0] >= -0.5) & (xy[..., 0] < W - 0.5) & (xy[..., 1] >= -0.5) & (xy[..., 1] < H - 0.5)
     if cell is None:
         count = inside.sum(-1).clamp_min(1).float()  # (B,)
-        cells = ((H * W / count).sqrt() / 2).round().clamp_min(1).long()  # (B,)
+        cells = ((H * W / count).sqrt() / 2).round().clamp_min(1)  # (B,)
     else:
-        cells = torch.full((B,), int(cell), dtype=torch.long, device=depth.device)
+        if not cell > 0:
+            raise ValueError(f"zbuffer_visible: cell: expected a positive size in pixels, got {cell}")
+        cells = torch.full((B,), float(cell), device=depth.device)
     out = torch.zeros_like(inside)
     for b in range(B):
-        c = int(cells[b])
-        gw, gh = -(-W // c), -(-H // c)
-        pix = (xy[b] + 0.5).floor().long()
-        index = (pix[:, 1].clamp(0, H - 1) // c) * gw + pix[:, 0].clamp(0, W - 1) // c  # (N,)
+        c = float(cells[b])
+        gw, gh = math.ceil(W / c), math.ceil(H / c)
+        corner = (xy[b] + 0.5).clamp(min=0) / c  # cell coordinates from the image's corner
+        cx = corner[:, 0].floor().long().clamp(0, gw - 1)
+        cy = corner[:, 1].floor().long().clamp(0, gh - 1)
+        index = cy * gw + cx  # (N,)
         z = torch.where(inside[b], depth[b], torch.full_like(depth[b], float("inf")))
         nearest = torch.full((gh * gw,), float("inf"), dtype=z.dtype, device=z.device)
         nearest = nearest.scatter_reduce(0, index, z, reduce="amin")

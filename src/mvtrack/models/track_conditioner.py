@@ -127,6 +127,7 @@ class TrackConditioner(nn.Module):
         track_visible: torch.Tensor,
         source: int = 0,
         source_frame: torch.Tensor | None = None,
+        weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The condition of every token, and the splat the geometric skip uses.
 
@@ -138,6 +139,8 @@ class TrackConditioner(nn.Module):
                 the source positions (visible = known there), the others the targets.
             source_frame: (B, V, F, N) long: the source frame whose pixel gives each track its colour in the pixel
                 path (static points seen best from another frame); None: the same frame.
+            weight: (B, V, F, N) how much each track counts in the pixel path's splat (``PairedTracks.weight``);
+                None: 1.
 
         Returns:
             condition (B, V*F*h'*w', D); splat (B, V, F, C + 1, h, w): the source frames carried to the target views
@@ -155,6 +158,8 @@ class TrackConditioner(nn.Module):
                                          or source_frame.max() >= F):
             raise ValueError(f"track_source_frame: expected frame indices in [0, {F}) of shape {shape}, got "
                              f"{tuple(source_frame.shape)}")
+        if weight is not None and weight.shape != shape:
+            raise ValueError(f"track_weight: expected {shape}, got {tuple(weight.shape)}")
         dtype = tokens.dtype
         # positions far outside the frame carry no more information than at its border's distance; bounded so that
         # no point projected from near a camera centre reaches the Fourier features as a huge number
@@ -165,7 +170,7 @@ class TrackConditioner(nn.Module):
         condition = tokens.new_zeros(B, V, F, gh, gw, tokens.shape[-1]).float()
         splat = None
         if self.use_pixels:
-            pixels, splat = self._pixel_path(sample, xy, vis, source, targets, source_frame)
+            pixels, splat = self._pixel_path(sample, xy, vis, source, targets, source_frame, weight)
             condition = condition + pixels
         if self.use_tokens:
             condition = condition + self._token_path(tokens, *self._token_subset(xy, depth, vis), source, targets,
@@ -248,13 +253,14 @@ class TrackConditioner(nn.Module):
         projected = self.token_out(out.to(wdtype)).float()  # (B, V, F, h', w', D)
         return torch.where(rearrange(reached, "b v f c h w -> b v f h w c"), projected, 0.0)
 
-    def _pixel_path(self, sample, xy, vis, source, targets, source_frame=None):
+    def _pixel_path(self, sample, xy, vis, source, targets, source_frame=None, weight=None):
         B, V, F, C, h, w = sample.shape
         frames = sample[:, source].float()  # (B, F, C, h, w)
         warped = torch.zeros(B, V, F, C + 1, h, w, device=sample.device)
         for v in targets:
             total, mass = carry_frames(frames, xy[:, source], vis[:, source], xy[:, v], vis[:, v],
-                                       None if source_frame is None else source_frame[:, v])
+                                       None if source_frame is None else source_frame[:, v],
+                                       None if weight is None else weight[:, v])
             warped[:, v] = torch.cat([total / mass.clamp_min(1e-6), mass.clamp(max=1.0)], 2)  # (B, F, C+1, h, w)
         embedded = self.pixel_embedding(rearrange(warped, "b v f c h w -> b c (v f) h w").to(
             self.pixel_embedding.weight.dtype))  # (B, D, V*F, h', w')

@@ -227,6 +227,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         track_visible: torch.Tensor | None = None,
         track_source: int = 0,
         track_source_frame: torch.Tensor | None = None,
+        track_weight: torch.Tensor | None = None,
         epipolar: EpipolarMask | None = None,
         return_dict: bool = True,
     ) -> MultiViewTransformerOutput | tuple:
@@ -242,7 +243,8 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
                 depths and visibility; view ``track_source`` holds the source positions. Ignored without a
                 conditioner; without tracks the conditioner is skipped (camera-only behaviour).
             track_source_frame: (B, V, F, N) long, the source frame each track's colour is read from in each view
-                and frame (static points, ``PairedTracks.source_frame``); None: the same frame.
+                and frame (static points, ``PairedTracks.source_frame``); None: the same frame. track_weight:
+                (B, V, F, N) how much each track counts in the pixel path (``PairedTracks.weight``); None: 1.
             epipolar: the ``epipolar_mask`` of these cameras, for a model with epipolar attention (ignored by
                 others); without it the cross-view modules are skipped and masked layers attend fully.
 
@@ -269,7 +271,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         tracks = splat = None
         if self.conditioner is not None and track_xy is not None:  # condition (B, L, D), splat (B, V, F, C+1, h, w)
             tracks, splat = self.conditioner(x, sample, track_xy, track_depth, track_visible, track_source,
-                                             track_source_frame)
+                                             track_source_frame, track_weight)
 
         # 2. Timestep (per view and frame, broadcast to its tokens) and context embeddings
         if encoder_hidden_states is None:

@@ -41,7 +41,7 @@ from mvtrack.evaluation import (
     track_epe,
     warp_psnr,
 )
-from mvtrack.evaluation.colmap import CHECKS, estimate_trajectory
+from mvtrack.geometry.sfm import CHECKS, estimate_trajectory
 from mvtrack.evaluation.cross_view import cross_view_track_consistency
 from mvtrack.evaluation.epipolar import epipolar_scores
 from mvtrack.evaluation.matching import Matcher, get_matcher, match_videos, pose_errors, rotation_only_steps

@@ -1,6 +1,7 @@
 """Camera trajectory of a video by structure from motion: pycolmap's SIFT features, sequential matching and the
-global mapper (GLOMAP), with the intrinsics fixed to the requested ones. Conventions and known failure modes
-in METRICS.md: failures are returned with a reason and counted by the caller, never dropped.
+global mapper (GLOMAP), with the intrinsics fixed to the given ones (the evaluation's camera metrics) or refined
+from a first guess (cameras of a user's video that came without a camera file). Conventions and known failure
+modes in METRICS.md: failures are returned with a reason and counted by the caller, never dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .pose import relative_to_first
 
 MIN_SIDE = 256  # frames are upscaled (cubic) until their short side reaches this; SIFT is unusable at 64 px
 PEAK_THRESHOLD = 0.0066  # SIFT detection threshold (COLMAP's default 0.0066)
@@ -60,9 +60,10 @@ def _write_frames(frames: np.ndarray, image_dir: Path, scale: float) -> None:
         cv2.imwrite(str(image_dir / f"{t:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
 
 
-def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: float | None, overlap: int, seed: int):
+def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: float | None, overlap: int, seed: int,
+         refine_focal: bool = False):
     """Match (into a copy of the features database) and run the global mapper; (c2w (T, 4, 4) NaN-padded, points,
-    mean reprojection error in the matched images' pixels)."""
+    mean reprojection error in the matched images' pixels, the model's (fx, fy, cx, cy) in those pixels)."""
     import shutil
 
     tag = "default" if max_H_inlier_ratio is None else f"H{max_H_inlier_ratio:g}"
@@ -80,12 +81,12 @@ def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: floa
     options = pycolmap.GlobalPipelineOptions(random_seed=seed, num_threads=1)
     options.mapper.random_seed = seed
     options.mapper.num_threads = 1
-    options.mapper.bundle_adjustment.refine_focal_length = False  # the requested K is the truth
+    options.mapper.bundle_adjustment.refine_focal_length = refine_focal  # else the requested K is the truth
     options.mapper.bundle_adjustment.refine_principal_point = False
     options.mapper.bundle_adjustment.refine_extra_params = False
     models = pycolmap.global_mapping(db, image_dir, work / f"sparse_{tag}", options)
     if not models:
-        return None, 0, float("nan")
+        return None, 0, float("nan"), None
     model = max(models.values(), key=lambda m: m.num_reg_images())
     c2w = np.full((T, 4, 4), np.nan)
     for image in model.images.values():
@@ -93,12 +94,13 @@ def _map(pycolmap, work: Path, image_dir: Path, T: int, max_H_inlier_ratio: floa
             w2c = np.eye(4)
             w2c[:3] = image.cam_from_world().matrix()
             c2w[int(Path(image.name).stem)] = np.linalg.inv(w2c)
-    return c2w, model.num_points3D(), float(model.compute_mean_reprojection_error())
+    params = next(iter(model.cameras.values())).params  # PINHOLE: fx, fy, cx, cy
+    return c2w, model.num_points3D(), float(model.compute_mean_reprojection_error()), tuple(float(p) for p in params)
 
 
 def _max_rotation_gap(a: np.ndarray, b: np.ndarray) -> float:
     """Largest angle (degrees) between the first-frame-relative rotations of two trajectories (T, 4, 4)."""
-    ra, rb = relative_to_first(a), relative_to_first(b)
+    ra, rb = np.linalg.inv(a[0])[None] @ a, np.linalg.inv(b[0])[None] @ b
     cos = (np.trace(np.swapaxes(ra[:, :3, :3], 1, 2) @ rb[:, :3, :3], axis1=1, axis2=2) - 1) / 2
     return float(np.rad2deg(np.arccos(np.clip(cos, -1, 1))).max())
 
@@ -117,8 +119,9 @@ def estimate_trajectory(
     min_points: int = 20,
     peak_threshold: float = PEAK_THRESHOLD,
     seed: int = 0,
+    refine_focal: bool = False,
 ) -> TrajectoryEstimate:
-    """Camera-to-world poses of every frame of a video, with the intrinsics fixed to ``K``.
+    """Camera-to-world poses of every frame of a video, with the intrinsics fixed to ``K`` (or refined from it).
 
     Args:
         frames: (T, H, W, 3) uint8 RGB.
@@ -134,6 +137,8 @@ def estimate_trajectory(
         min_points: fewer 3D points than this is a failure.
         peak_threshold: SIFT peak threshold; lower finds more features in weakly textured frames.
         seed: random seed of the mapper (results repeat for a seed).
+        refine_focal: refine the focal lengths from ``K`` (a video without a camera file: ``K`` from a guessed
+            field of view); the refined intrinsics are in ``info["K"]``.
 
     Returns:
         A :class:`TrajectoryEstimate`; it fails (``c2w`` None, ``failure`` set) when there are fewer than 3
@@ -168,12 +173,14 @@ def estimate_trajectory(
         extraction.sift.peak_threshold = peak_threshold
         pycolmap.extract_features(work / "features.db", image_dir, camera_mode=pycolmap.CameraMode.SINGLE,
                                   reader_options=reader, extraction_options=extraction, device=pycolmap.Device.cpu)
-        c2w, points, reproj = _map(pycolmap, work, image_dir, T, None, overlap, seed)
+        c2w, points, reproj, params = _map(pycolmap, work, image_dir, T, None, overlap, seed, refine_focal)
         if c2w is None:
             return TrajectoryEstimate(None, "no reconstruction (too few verified matches)")
         registered = int(np.isfinite(c2w[:, 0, 0]).sum())
+        fx_m, fy_m, cx_m, cy_m = params
+        K_model = np.array([[fx_m / scale, 0, cx_m / scale - 0.5], [0, fy_m / scale, cy_m / scale - 0.5], [0, 0, 1]])
         result = TrajectoryEstimate(None, registered=registered, points=points, reprojection_px=reproj / scale,
-                                    info={"upscale": scale, "c2w": c2w})
+                                    info={"upscale": scale, "c2w": c2w, "K": K_model})
         if registered < T:
             missing = [t for t in range(T) if not np.isfinite(c2w[t, 0, 0])]
             result.failure = f"{T - registered} of {T} frames not registered (first missing: frame {missing[0]})"
@@ -185,7 +192,7 @@ def estimate_trajectory(
             result.failure = (f"mean reprojection error {result.reprojection_px:.2f} px (> {max_reprojection_px})")
             return result
         if check == "planar":
-            other, _, _ = _map(pycolmap, work, image_dir, T, 1.0, overlap, seed)
+            other, _, _, _ = _map(pycolmap, work, image_dir, T, 1.0, overlap, seed, refine_focal)
             if other is None or not np.isfinite(other).all():
                 result.failure = "planar guard: the reconstruction without planar rejection failed"
                 return result

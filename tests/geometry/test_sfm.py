@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from mvtrack.evaluation import camera_errors
-from mvtrack.evaluation.colmap import estimate_trajectory
+from mvtrack.geometry.sfm import estimate_trajectory
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 
 
