@@ -138,3 +138,13 @@ def make_wan21_root(root):
 def wan21_root(tmp_path_factory):
     """A Wan2.1 root with text encoder, tokenizer and UniPC scheduler (``make_wan21_root``); shared: read only."""
     return make_wan21_root(tmp_path_factory.mktemp("wan21") / "Wan2.1-T2V-tiny")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerator_state():
+    """Accelerate keeps one process-wide state: a bf16 trainer would fix every later trainer's precision."""
+    yield
+    import sys
+
+    if "accelerate.state" in sys.modules:
+        sys.modules["accelerate.state"].AcceleratorState._reset_state()
