@@ -115,12 +115,19 @@ def load_text_encoder(root: str | Path, torch_dtype: torch.dtype | None = None,
         tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer", local_files_only=True)
     except (OSError, ValueError, TypeError) as e:
         raise ValueError(f"model {root / 'tokenizer'}: not a tokenizer transformers can read ({_first_line(e)})") from None
+    from transformers.utils import logging
+
+    bar = logging.is_progress_bar_enabled()
+    logging.disable_progress_bar()  # one bar per load would interleave with the commands' own progress
     try:
         encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", torch_dtype=torch_dtype or torch.bfloat16,
                                                    local_files_only=True)
     except (OSError, ValueError, TypeError) as e:
         raise ValueError(f"model {root / 'text_encoder'}: not a UMT5 encoder transformers can read "
                          f"({_first_line(e)})") from None
+    finally:
+        if bar:
+            logging.enable_progress_bar()
     return TextEncoder(tokenizer, encoder, max_length)
 
 
