@@ -313,7 +313,11 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             else:
                 x = run(x, context, timestep_proj, rotary_emb)
             if self.cross_view is not None and epipolar is not None and str(i) in self.cross_view:  # CVD
-                x = x + self.cross_view[str(i)](x, epipolar)
+                module = self.cross_view[str(i)]
+                if torch.is_grad_enabled() and self.gradient_checkpointing:  # else ~25 bytes per token x D each
+                    x = x + self._gradient_checkpointing_func(module, x, epipolar)
+                else:
+                    x = x + module(x, epipolar)
             if self.refiner is not None and i == self.config.refiner_block:  # Track4Gen
                 frames = rearrange(x, "b (f h w) d -> (b f) d h w", f=V * F, h=h // ph, w=w // pw)
                 frames, self.refined = self.refiner(frames)
