@@ -131,13 +131,18 @@ def test_ema_follows_the_parameters():
 
 
 @pytest.mark.slow
-def test_two_processes_on_gloo(tmp_path):
-    """`accelerate launch` with two CPU processes (gloo): both ranks train in sync and checkpoint once."""
+@pytest.mark.parametrize("extra", [[], [  # LoRA on a frozen bf16 backbone, a partial checkpoint, a conditioner
+    "trainable=lora", "lora.rank=2", "weight_dtype=bfloat16", "mixed_precision=bf16",
+    "track2view.conditioner={blocks: [0]}"]], ids=["all", "lora"])
+def test_two_processes_on_gloo(tmp_path, extra):
+    """`accelerate launch` with two CPU processes (gloo): both ranks train in sync and checkpoint once, also with
+    LoRA on a frozen bf16 backbone."""
     script = tmp_path / "run.py"
     script.write_text(
         "import sys, torch\n"
         "from mvtrack.training import TrainConfig, Trainer\n"
-        f"cfg = TrainConfig.from_yaml({str(TINY)!r}, ['output_dir=' + sys.argv[1], 'max_steps=4', 'checkpoint_every=2'])\n"
+        f"cfg = TrainConfig.from_yaml({str(TINY)!r}, ['output_dir=' + sys.argv[1], 'max_steps=4', 'checkpoint_every=2',"
+        f" *{extra!r}])\n"
         "t = Trainer(cfg)\n"
         "t.train()\n"
         "acc = t.accelerator\n"

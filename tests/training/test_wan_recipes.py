@@ -105,3 +105,17 @@ def test_a_lora_recipe_exports_merged_or_as_an_adapter_of_its_base(wan21_root, t
     assert (merged / "text_encoder").is_symlink()  # 11 GiB for Wan2.1: referred to, not copied
     copied = export_checkpoint(tmp_path / "run", tmp_path / "copied", copy_text_encoder=True)
     assert (copied / "text_encoder").is_dir() and not (copied / "text_encoder").is_symlink()
+
+
+@pytest.mark.slow
+def test_the_cuda_smoke_script_runs_a_recipe_on_the_stand_in(wan21_root, tmp_path):
+    """scripts/cuda_smoke.py is the first thing a GPU user runs: its steps (train, device and dtype checks, export,
+    reload in bf16, guided sample) run here on the CPU so that it does not fail on its own bugs there."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cuda_smoke", RECIPES.parents[1] / "scripts" / "cuda_smoke.py")
+    smoke = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smoke)
+    row = smoke.train_and_sample(RECIPES / "cvd.yaml", str(wan21_root), tmp_path / "cvd", 2, 2, [
+        "data.frames=5", "data.height=32", "data.width=32", "lora.rank=4", "batch_size=1"], device="cpu")
+    assert row["scheduler"] == "UniPCMultistepScheduler" and row["sample_finite"] and row["loss"] > 0
