@@ -85,3 +85,10 @@ def test_an_adapter_without_its_base_is_a_clear_error(tmp_path):
     (d / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tmp_path / "gone"), "r": 2}))
     with pytest.raises(FileNotFoundError, match="base_model_name_or_path .*gone.* is not a directory"):
         load_model(d)
+
+
+def test_a_bad_text_section_in_mvtrack_json_is_named(tmp_path):
+    build_model("tiny").save_pretrained(tmp_path / "m")
+    (tmp_path / "m" / "mvtrack.json").write_text(json.dumps({"text": "a cat"}))
+    with pytest.raises(ValueError, match="mvtrack.json: text: expected an object whose default_caption is a string"):
+        load_model(tmp_path / "m")

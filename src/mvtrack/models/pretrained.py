@@ -163,6 +163,9 @@ def check_model_files(directory: Path) -> None:
                 raise ValueError(f"{meta_path}: data.{k}: expected an integer >= 1, got {v!r}")
         if not isinstance(data.get("baseline", ""), str):
             raise ValueError(f"{meta_path}: data.baseline: expected a string, got {data['baseline']!r}")
+        text = meta.get("text", {})
+        if not isinstance(text, dict) or not isinstance(text.get("default_caption", ""), str):
+            raise ValueError(f"{meta_path}: text: expected an object whose default_caption is a string, got {text!r}")
     scheduler_path = directory / "scheduler" / "scheduler_config.json"
     if scheduler_path.is_file():
         import diffusers
