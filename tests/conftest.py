@@ -91,3 +91,60 @@ def train_killed_at():
             trainer.train()
 
     return run
+
+
+def make_tokenizer():
+    """A tiny UMT5-style tokenizer (sentencepiece Unigram with a Metaspace pre-tokenizer and ``</s>`` appended),
+    trained here on a few sentences, as a ``T5TokenizerFast``: no download."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import T5TokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    words = ["a red cube moves over a textured ground", "a blue sphere rolls past the camera", "a cat", "a dog",
+             "a synthetic scene of textured objects moving over a textured ground", "bright, blurred, static"]
+    trainer = trainers.UnigramTrainer(vocab_size=64, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>")
+    tok.train_from_iterator(words * 8, trainer)
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return T5TokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0)
+
+
+def make_wan21_root(root):
+    """A Wan2.1-T2V stand-in in the real diffusers layout, saved by ``WanPipeline.save_pretrained``: a tiny random
+    transformer (4 latent channels, 2x2 patches, text_dim 16), the tiny VAE, a tiny random ``UMT5EncoderModel``
+    (d_model 16), a locally trained tokenizer and Wan2.1's UniPC flow scheduler (shift 3)."""
+    from diffusers import UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    from mvtrack.models import PRESETS
+
+    tokenizer = make_tokenizer()
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(**{**PRESETS["tiny"], "in_channels": 4, "out_channels": 4,
+                                           "patch_size": (1, 2, 2)})
+    encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                                          num_heads=2, relative_attention_num_buckets=8, dropout_rate=0.0))
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0,
+                                        num_train_timesteps=1000)
+    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=encoder, transformer=transformer, vae=make_tiny_vae(),
+                       scheduler=scheduler)
+    pipe.save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def wan21_root(tmp_path_factory):
+    """A Wan2.1 root with text encoder, tokenizer and UniPC scheduler (``make_wan21_root``); shared: read only."""
+    return make_wan21_root(tmp_path_factory.mktemp("wan21") / "Wan2.1-T2V-tiny")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_accelerator_state():
+    """Accelerate keeps one process-wide state: a bf16 trainer would fix every later trainer's precision."""
+    yield
+    import sys
+
+    if "accelerate.state" in sys.modules:
+        sys.modules["accelerate.state"].AcceleratorState._reset_state()

@@ -219,26 +219,49 @@ def export(
         ..., help="A checkpoint directory, or a run's output_dir (its latest checkpoint)."
     ),
     out: Path = typer.Option(..., help="Model directory to write."),
-    half: bool = typer.Option(True, help="Store float16 weights (half the size; loaded back as float32)."),
+    half: bool = typer.Option(True, help="Store float16 weights (half the size; loaded back as float32; Wan's float32 "
+                              "modules stay float32)."),
+    lora: str = typer.Option(None, help="A LoRA run: merge (fold the adapters into the weights) or adapter (adapters "
+                             "and trained modules only, the base model referred to by path); default: the run's "
+                             "lora.export."),
+    copy_text_encoder: bool = typer.Option(False, help="Copy the base's text_encoder/ instead of linking to it."),
 ):
-    """Write a checkpoint's EMA weights as a model directory that `generate` and `demo` load."""
+    """Write a checkpoint's EMA weights as a model directory that `generate` and `demo` load (with the base's
+    scheduler, tokenizer, text encoder and VAE for a Wan2.1 root)."""
     import torch
 
     from mvtrack.training import export_checkpoint
 
+    if lora not in (None, "merge", "adapter"):
+        raise typer.BadParameter(f"expected merge or adapter, got {lora!r}", param_hint="--lora")
     try:
-        path = export_checkpoint(checkpoint, out, torch.float16 if half else torch.float32)
+        path = export_checkpoint(checkpoint, out, torch.float16 if half else torch.float32, lora=lora,
+                                 copy_text_encoder=copy_text_encoder)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e)) from None
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20
     console.print(f"wrote {path} ({size:.1f} MiB)")
 
 
-def _load_pipeline(model: str):
+_DEVICE_HELP = "Where to sample: auto (CUDA when present, else the CPU), cpu, cuda or cuda:N."
+_DTYPE_HELP = ("Weights' precision: auto (bfloat16 on CUDA, float32 on the CPU), float32, bfloat16 or float16 (Wan's "
+               "float32 modules and the VAE stay float32).")
+
+
+def _device_dtype(device: str, dtype: str):
+    """``(torch.device, torch.dtype)`` of --device / --dtype (a ``ValueError`` naming the option otherwise)."""
+    from mvtrack.devices import resolve_device, resolve_dtype
+
+    where = resolve_device(device)
+    return where, resolve_dtype(dtype, where)
+
+
+def _load_pipeline(model: str, device: str = "auto", dtype: str = "auto"):
     from mvtrack.pipelines import MultiViewPipeline
 
+    where, precision = _device_dtype(device, dtype)
     try:
-        pipe = MultiViewPipeline.from_model(model)
+        pipe = MultiViewPipeline.from_model(model, precision, device=where)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--model") from None
     pipe.set_progress_bar_config(disable=True)
@@ -255,13 +278,15 @@ def demo(
     split: str = typer.Option("test", help="Clip stream: test (held out) or val (for choosing checkpoints)."),
     frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
+    dtype: str = typer.Option("auto", help=_DTYPE_HELP),
 ):
     """Re-render held-out synthetic clips (view 0 given, view 1 generated) and score them against ground truth."""
     from rich.table import Table
 
     from mvtrack.runners import RerenderSettings, rerender_heldout
 
-    pipe = _load_pipeline(model)
+    pipe = _load_pipeline(model, device, dtype)
     height, width = parse_size(size) if size else (None, None)
     settings = RerenderSettings.for_model(
         model, num_clips=clips, steps=steps, seed=seed, split=split, frames=frames, height=height, width=width
@@ -347,6 +372,13 @@ def generate(
         "Default: all targets in one joint attention.",
     ),
     fps: int = typer.Option(8, min=1),
+    prompt: str = typer.Option(None, help="Text prompt, for a model with a text encoder (a fine-tuned Wan2.1; "
+                               "default: the caption it was trained with on clips without one)."),
+    negative_prompt: str = typer.Option(None, help="What classifier-free guidance steers away from (default: empty)."),
+    guidance_scale: float = typer.Option(None, help="Classifier-free guidance scale (WanPipeline's: uncond + scale * "
+                                         "(cond - uncond)); 1 runs unguided. Default: 5 with a text encoder, else 1."),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
+    dtype: str = typer.Option("auto", help=_DTYPE_HELP),
 ):
     """Generate new views of a video along camera trajectories, or N views from a first frame.
 
@@ -372,7 +404,13 @@ def generate(
                                  param_hint="--fov")
     hw = parse_size(size) if size else None
     check_output_dir(out)
-    pipe = _load_pipeline(model)  # first: it checks the model directory's files, which the defaults read
+    pipe = _load_pipeline(model, device, dtype)  # first: it checks the model directory's files, which the defaults read
+    if pipe.text is None and (prompt is not None or negative_prompt is not None):
+        raise typer.BadParameter(f"{model} has no text encoder (a fine-tuned Wan2.1 root has text_encoder/ and "
+                                 "tokenizer/); it takes no prompt", param_hint="--prompt")
+    if guidance_scale is not None and guidance_scale > 1 and pipe.text is None:
+        raise typer.BadParameter(f"classifier-free guidance needs a text encoder; {model} has none (use 1)",
+                                 param_hint="--guidance-scale")
     defaults = RerenderSettings.for_model(model)
     num_frames = frames or defaults.frames
     hw = hw or (defaults.height, defaults.width)
@@ -417,7 +455,8 @@ def generate(
                 result = (
                     pipe(
                         w2c, K, vid, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
-                        tracks=tracks, views_per_group=views_per_group,
+                        tracks=tracks, views_per_group=views_per_group, prompt=prompt, negative_prompt=negative_prompt,
+                        guidance_scale=guidance_scale,
                     )
                     .video[0]
                     .cpu()
@@ -582,11 +621,14 @@ def bench(
     matcher: str = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC: xfeat, sift or auto."),
     cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP."),
     tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them."),
+    device: str = typer.Option("auto", help=_DEVICE_HELP),
+    dtype: str = typer.Option("auto", help=_DTYPE_HELP),
 ):
     """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
     them (mvtrack eval) and write the results table OUT/summary.md."""
     from mvtrack.runners.bench import REFERENCE_METHODS, BenchRun, MethodSpec, run_bench
 
+    where, precision = _device_dtype(device, dtype)
     for m in method:
         if m not in REFERENCE_METHODS:
             raise typer.BadParameter(f"expected one of {REFERENCE_METHODS}, got {m!r}", param_hint="--method")
@@ -611,7 +653,7 @@ def bench(
             t = progress.add_task(description, total=total)
             return lambda *_: progress.advance(t)
         try:
-            rows = run_bench(run, out, settings, progress=task)
+            rows = run_bench(run, out, settings, progress=task, device=where, dtype=precision)
         except (FileNotFoundError, ValueError) as e:
             raise typer.BadParameter(str(e)) from None
     for row in rows.values():
@@ -651,7 +693,7 @@ def analyze_layers(
         rank_heads,
     )
 
-    pipe = _load_pipeline(model)
+    pipe = _load_pipeline(model, "cpu", "float32")  # its clips and scores are on the CPU
     net = pipe.transformer
     if pipe.codec.channels != 3:
         raise typer.BadParameter("layer analysis needs a pixel-space model (tracks are in pixels)",
@@ -728,7 +770,7 @@ def track_features(
         raise typer.BadParameter(f"expected one of {FEATURES}, got {features!r}", param_hint="--features")
     rows = {}
     for spec in model:
-        pipe = _load_pipeline(spec)
+        pipe = _load_pipeline(spec, "cpu", "float32")
         s = RerenderSettings.for_model(spec)
         config = SynthConfig(views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=64,
                              baseline=baseline)

@@ -257,3 +257,52 @@ def test_bad_epipolar_settings_are_named():
         build_model("tiny", epipolar={"bandwidth": 1})
     with pytest.raises(ValueError, match="epipolar.decay"):
         build_model("tiny", epipolar={"decay": 0})
+
+
+def test_auto_backend_is_flex_on_cuda_and_dense_sdpa_elsewhere():
+    from mvtrack.models.epipolar import pick_backend
+
+    assert pick_backend("auto", torch.device("cuda")) == "flex"
+    assert pick_backend("auto", torch.device("cuda:1")) == "flex"
+    assert pick_backend("auto", torch.device("cpu")) == "sdpa"
+    assert pick_backend("sdpa", torch.device("cuda")) == "sdpa"  # an explicit choice stands
+    with pytest.raises(ValueError, match="epipolar.backend"):
+        pick_backend("dense", torch.device("cpu"))
+
+
+def test_a_dense_mask_past_the_limit_is_refused_before_it_is_built(clip):
+    """Processor mode's joint mask is L x L: past the limit the call fails with a message naming the ways out,
+    and nothing of that size is allocated; the per-frame masks of module mode stay under it."""
+    model = build_model("tiny", epipolar={"mode": "processor", "blocks": [0], "band": 0.5})
+    sample, timestep, camera, mask = _inputs(clip, model)
+    L = mask.views * mask.frames * mask.tokens
+    assert mask.dense_bytes("joint") == clip.video.shape[0] * L * L  # bool
+    mask.dense_limit = mask.dense_bytes("joint") - 1
+    with pytest.raises(ValueError, match=r"joint mask of .* would take .* GiB.*backend flex on CUDA.*mode module"):
+        model(sample, timestep, camera, epipolar=mask)
+    assert ("joint", None) not in mask._cache
+    mask.dense_limit = mask.dense_bytes("joint")  # at the limit it is built, and the model runs
+    model(sample, timestep, camera, epipolar=mask)
+    soft = build_model("tiny", epipolar={"mode": "module", "blocks": [0], "band": 0.5, "decay": 2.0})
+    soft_mask = _inputs(clip, soft)[3]
+    assert soft_mask.dense_bytes("per_frame", torch.bfloat16) == soft_mask.dense_bytes("per_frame") // 2  # f32 -> bf16
+
+
+def test_cross_view_modules_are_recomputed_under_gradient_checkpointing(clip):
+    """With gradient checkpointing the cross-view modules keep no activations (they run again in the backward, as
+    the blocks do; at 65k tokens each would hold ~25 bytes x tokens x width), and the gradients are unchanged."""
+    torch.manual_seed(0)
+    a = build_model("tiny", epipolar={"mode": "module", "blocks": [0, 1], "band": 1.0})
+    _open(a.cross_view)
+    b = build_model("tiny", epipolar={"mode": "module", "blocks": [0, 1], "band": 1.0})
+    b.load_state_dict(a.state_dict())
+    b.enable_gradient_checkpointing()
+    calls, module = [], b.cross_view["1"]
+    forward = module.forward
+    module.forward = lambda *args: calls.append(1) or forward(*args)
+    for model in (a, b):
+        sample, timestep, camera, mask = _inputs(clip, model)
+        model(sample, timestep, camera, epipolar=mask).sample.square().mean().backward()
+    assert len(calls) == 2  # forward, and again in the backward
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        torch.testing.assert_close(p.grad, q.grad, rtol=1e-5, atol=1e-6, msg=name)

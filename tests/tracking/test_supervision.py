@@ -312,8 +312,9 @@ def _track4gen_tiny(tmp_path, *overrides):
 
 def test_track4gen_trainable_subset_trains_only_it_and_resumes_exactly(tmp_path):
     """tracking.trainable=track4gen freezes all but every block's self-attention and the refiner (and its zero
-    conv); two steps change exactly those; frozen weights stay in the checkpoints and the EMA; a run resumed from
-    step 1 ends bit-identical to an uninterrupted one (BatchNorm running statistics included)."""
+    conv); two steps change exactly those; checkpoints and the EMA hold only them (and the buffers), and the export
+    rebuilds the frozen ones from the base exactly; a run resumed from step 1 ends bit-identical to an uninterrupted
+    one (BatchNorm running statistics included)."""
     from safetensors.torch import load_file
 
     from mvtrack.models.refiner import track4gen_trainable
@@ -334,9 +335,11 @@ def test_track4gen_trainable_subset_trains_only_it_and_resumes_exactly(tmp_path)
     assert not torch.equal(before["refiner.refiner.norms.0.running_mean"], after["refiner.refiner.norms.0.running_mean"])
     saved = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "model.safetensors")
     ema = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "ema.safetensors")
+    assert set(ema) == trainable and set(saved) == trainable | {k for k, _ in model.named_buffers() if k in before}
+    final = load_file(tmp_path / "full" / "final" / "diffusion_pytorch_model.safetensors")
     for n, _ in model.named_parameters():
-        if n not in trainable:
-            assert torch.equal(saved[n], before[n]) and torch.equal(ema[n], before[n]), n
+        expected = before[n] if n not in trainable else ema[n]
+        assert torch.equal(final[n], expected), n
 
     Trainer(_track4gen_tiny(tmp_path / "split", "max_steps=1", "checkpoint_every=1")).train()
     resumed = Trainer(_track4gen_tiny(tmp_path / "split", "max_steps=2", "checkpoint_every=1"))

@@ -13,9 +13,12 @@ Two ways to use it (``MultiViewTransformer(epipolar=...)``):
   the epipolar line of the same frame; ``cross_frames=True`` keeps other frames of other views too). No new
   parameters, but not a no-op on a model trained with full attention.
 
-Masks are built once per camera set (``build_epipolar_mask``). ``backend="sdpa"`` (the default) gives
-``scaled_dot_product_attention`` dense masks (CPU and CUDA); ``backend="flex"`` gives FlexAttention block masks that
-index the per-frame pair mask, compiled on CUDA (FlexAttention has no CPU backward; not yet run on a GPU).
+Masks are built once per camera set (``build_epipolar_mask``). ``backend="sdpa"`` gives
+``scaled_dot_product_attention`` dense masks (CPU and CUDA), never above ``DENSE_LIMIT`` bytes (a clear error
+instead: at 2 views x 81 frames x 480x832, processor mode's joint mask would be a 4 GiB bool or 8 GiB bf16 bias);
+``backend="flex"`` gives FlexAttention block masks that index the per-frame pair mask, compiled on CUDA (FlexAttention
+has no CPU backward; not yet run on a GPU). ``auto`` (the models' default) is flex for cameras on CUDA, sdpa
+otherwise.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from .wan_attention import self_attention_qkv
 MODES = ("module", "processor")
 COINCIDENT = ("full", "homography")
 BACKENDS = ("auto", "sdpa", "flex")
+# largest dense mask (bytes) the sdpa backend builds; 1 GiB keeps module mode's per-frame masks at 2 views x 21
+# latent frames x 1560 tokens (204 MiB bool) and refuses processor mode's joint mask there (4 GiB)
+DENSE_LIMIT = 2**30
 
 
 def token_centres(size: tuple[int, int], grid: tuple[int, int], device=None) -> torch.Tensor:
@@ -121,11 +127,14 @@ class EpipolarMask:
         frame f; bool (hard band; True on the diagonal blocks a == c) or the soft bias (0 in the band, never -inf).
     cross_frames: in the joint mask, other views' other frames are allowed (else blocked).
     backend: ``sdpa`` (dense masks) or ``flex`` (FlexAttention block masks, CUDA).
+    dense_limit: the largest dense mask ``sdpa`` may build, in bytes; a larger one is a ``ValueError`` naming the
+        alternatives, never an out-of-memory.
     """
 
     pair: torch.Tensor
     cross_frames: bool = False
     backend: str = "sdpa"
+    dense_limit: int = DENSE_LIMIT
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -182,10 +191,25 @@ class EpipolarMask:
     def joint(self) -> torch.Tensor | None:
         return self.dense("joint", None if self.hard else self.pair.dtype)
 
+    def dense_bytes(self, which: str, dtype: torch.dtype | None = None) -> int:
+        """Size of the ``which`` dense mask: bool, or a bias in ``dtype`` (default: the pair's)."""
+        B, Fr, V = self.pair.shape[:3]
+        side = V * self.tokens if which == "per_frame" else V * Fr * self.tokens
+        item = 1 if self.hard else (dtype or self.pair.dtype).itemsize
+        return B * (Fr if which == "per_frame" else 1) * side * side * item
+
     def _build_dense(self, which: str, dtype) -> torch.Tensor | None:
         pair = self.pair if self.hard else self.pair.to(dtype)
         B, Fr, V = pair.shape[:3]
         n = self.tokens
+        size = self.dense_bytes(which, dtype)
+        if size > self.dense_limit and not self.full(which):
+            side = V * n if which == "per_frame" else V * Fr * n
+            raise ValueError(
+                f"epipolar attention: the dense {which.replace('_', '-')} mask of {side} x {side} tokens would take "
+                f"{size / 2**30:.1f} GiB (limit {self.dense_limit / 2**30:.1f} GiB); use backend flex on CUDA (what "
+                "backend auto picks there), mode module (a per-frame mask of views x tokens per frame), or fewer "
+                "frames, views or a smaller size")
         if which == "per_frame":
             if self.full("per_frame"):
                 return None
@@ -245,6 +269,16 @@ class EpipolarMask:
         block = create_block_mask(mask_mod, batch, None, length, length, device=pair.device)
         self._cache["flex", which] = (block, None if self.hard else score_mod)
         return self._cache["flex", which]
+
+
+def pick_backend(backend: str, device: torch.device) -> str:
+    """The mask backend ``auto`` means on ``device``: FlexAttention's block masks on CUDA (no dense L x L mask),
+    dense SDPA masks elsewhere (FlexAttention has no CPU backward), which refuse sizes past ``DENSE_LIMIT``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"epipolar.backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend != "auto":
+        return backend
+    return "flex" if torch.device(device).type == "cuda" else "sdpa"
 
 
 def build_epipolar_mask(

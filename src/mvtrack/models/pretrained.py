@@ -5,8 +5,14 @@ Accepted layouts:
 - an mvtrack transformer directory (``config.json`` of ``MultiViewTransformer`` + safetensors): pixel space,
   as the shipped ``weights/mvtrack-S``;
 - a model root with ``transformer/`` and optionally ``vae/``: latent space when ``vae/`` holds an
-  ``AutoencoderKLWan``. ``transformer/`` may hold a ``MultiViewTransformer`` or a plain
-  ``WanTransformer3DModel`` (a Wan2.1 diffusers checkpoint), which is wrapped with a zero camera branch.
+  ``AutoencoderKLWan``. ``transformer/`` may hold a ``MultiViewTransformer``, a plain
+  ``WanTransformer3DModel`` (a Wan2.1 diffusers checkpoint), which is wrapped with a zero camera branch, or an
+  mvtrack LoRA adapter (``adapter_config.json`` naming its base model + ``adapter_model.safetensors``), which is
+  applied to its base and merged. A root's ``text_encoder/`` and ``tokenizer/`` are read by
+  ``mvtrack.models.text.load_text_encoder``, its ``scheduler/`` by the pipeline.
+
+A ``torch_dtype`` casts every weight but those of the modules Wan keeps in float32 (``_keep_in_fp32_modules``:
+norms, the time embedder, the modulation tables, RoPE), as diffusers' ``from_pretrained`` does.
 """
 
 from __future__ import annotations
@@ -22,8 +28,35 @@ from .codec import PixelCodec, WanVAECodec
 from .presets import PRESETS, build_model
 from .transformer import MultiViewTransformer
 
-
 WEIGHTS = "diffusion_pytorch_model.safetensors"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def keeps_fp32(model: torch.nn.Module, name: str) -> bool:
+    """Whether the parameter, buffer or module ``name`` of ``model`` belongs to a module its class keeps in float32
+    (diffusers' rule: a ``_keep_in_fp32_modules`` entry is one of the dotted name's parts)."""
+    keep = getattr(model, "_keep_in_fp32_modules", None) or ()
+    return any(k in name.split(".") for k in keep)
+
+
+@torch.no_grad()
+def to_weight_dtype(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
+    """Cast ``model``'s floating parameters and buffers to ``dtype`` in place, except those its class keeps in
+    float32 (Wan's norms, time embedder, modulation tables and RoPE); None leaves it as it is. ``Module.to(dtype)``
+    would cast those too."""
+    if dtype is None:
+        return model
+    for name, module in model.named_modules():
+        for key, p in module.named_parameters(recurse=False):
+            target = torch.float32 if keeps_fp32(model, f"{name}.{key}") else dtype
+            if p.is_floating_point() and p.dtype != target:
+                p.data = p.data.to(target)
+        for key, b in module.named_buffers(recurse=False):
+            target = torch.float32 if keeps_fp32(model, f"{name}.{key}") else dtype
+            if b is not None and b.is_floating_point() and b.dtype != target:
+                module._buffers[key] = b.to(target)
+    return model
 
 
 def read_json_object(path: Path, what: str) -> dict:
@@ -130,6 +163,9 @@ def check_model_files(directory: Path) -> None:
                 raise ValueError(f"{meta_path}: data.{k}: expected an integer >= 1, got {v!r}")
         if not isinstance(data.get("baseline", ""), str):
             raise ValueError(f"{meta_path}: data.baseline: expected a string, got {data['baseline']!r}")
+        text = meta.get("text", {})
+        if not isinstance(text, dict) or not isinstance(text.get("default_caption", ""), str):
+            raise ValueError(f"{meta_path}: text: expected an object whose default_caption is a string, got {text!r}")
     scheduler_path = directory / "scheduler" / "scheduler_config.json"
     if scheduler_path.is_file():
         import diffusers
@@ -141,9 +177,17 @@ def check_model_files(directory: Path) -> None:
                              "(expected e.g. FlowMatchEulerDiscreteScheduler)")
 
 
+def transformer_dir(spec: str | Path) -> Path:
+    """The directory that holds a model directory's transformer: itself (flat layout) or its ``transformer/``."""
+    path = Path(spec)
+    return path if (path / "config.json").is_file() else path / "transformer"
+
+
 def load_transformer(directory: str | Path, torch_dtype: torch.dtype | None = None) -> MultiViewTransformer:
-    """A ``MultiViewTransformer`` from an mvtrack or Wan2.1 transformer directory."""
+    """A ``MultiViewTransformer`` from an mvtrack or Wan2.1 transformer directory, or an mvtrack LoRA adapter."""
     directory = Path(directory)
+    if (directory / ADAPTER_CONFIG).is_file():
+        return _load_adapter(directory, torch_dtype)
     name = _class_name(directory)
     if name == "MultiViewTransformer":
         return _load(MultiViewTransformer, directory, torch_dtype)
@@ -163,7 +207,8 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, predict
     ``prediction_type`` sets a fresh preset's output parametrisation; for a saved model it must match (or be None).
     """
     if str(spec) in PRESETS:
-        return build_model(str(spec), prediction_type=prediction_type or "velocity"), PixelCodec()
+        model = build_model(str(spec), prediction_type=prediction_type or "velocity")
+        return to_weight_dtype(model, torch_dtype), PixelCodec()
     path = Path(spec)
     if not path.is_dir():
         raise FileNotFoundError(
@@ -181,7 +226,8 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, predict
 
             if _class_name(path / "vae") != "AutoencoderKLWan":
                 raise ValueError(f"model {path / 'vae'}: expected an AutoencoderKLWan config.json")
-            codec = WanVAECodec(_load(AutoencoderKLWan, path / "vae", torch_dtype))
+            # float32 whatever torch_dtype is, as diffusers' Wan examples load it: bf16 decoding loses detail
+            codec = WanVAECodec(_load(AutoencoderKLWan, path / "vae", torch.float32))
     else:
         raise FileNotFoundError(f"model {path}: expected config.json or a transformer/ subdirectory")
     if prediction_type is not None and model.config.prediction_type != prediction_type:
@@ -194,3 +240,66 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, predict
             f"{'VAE latents have' if isinstance(codec, WanVAECodec) else 'pixel space has'} {codec.channels}"
         )
     return model, codec
+
+
+def _load_adapter(directory: Path, torch_dtype: torch.dtype | None) -> MultiViewTransformer:
+    """An mvtrack LoRA adapter (``export --lora adapter``) applied to its base model and merged.
+
+    ``adapter_config.json`` holds the base model directory (``base_model_name_or_path``, the training run's
+    ``model``) and the LoRA settings (``r``, ``lora_alpha``, ``target_modules``); ``config.json`` the trained
+    model's config (the modules training added: refiner, track conditioner, epipolar attention);
+    ``adapter_model.safetensors`` every tensor that is not the base's: the LoRA matrices and the trained modules.
+    """
+    from .lora import add_lora, merge_lora
+
+    meta_path = directory / ADAPTER_CONFIG
+    meta = read_json_object(meta_path, "a LoRA adapter config")
+    base = meta.get("base_model_name_or_path")
+    if not isinstance(base, str) or not Path(base).is_dir():
+        raise FileNotFoundError(f"{meta_path}: base_model_name_or_path {base!r} is not a directory (the model the "
+                                "adapter was trained on must be where training found it; or export with --lora merge)")
+    config = read_json_object(directory / "config.json", "a model config")
+    model = load_transformer(transformer_dir(base), torch_dtype)
+    base_keys = set(model.state_dict())
+    own = {k: v for k, v in model.config.items() if not k.startswith("_")}
+    for key in ("wan_config", "camera_channels", "context_tokens", "prediction_type", "min_sigma"):
+        if key in config and _plain(config[key]) != _plain(own.get(key)):
+            raise ValueError(f"{directory / 'config.json'}: {key} differs from the base model {base}'s; the adapter "
+                             "was trained on another model")
+    if config.get("refiner_block") is not None:
+        model.add_refiner(int(config["refiner_block"]), config.get("refiner_style"))
+    if config.get("track_conditioner") and model.conditioner is None:
+        model.add_track_conditioner(**config["track_conditioner"])
+    if config.get("epipolar") and not model.config.epipolar:
+        model.add_epipolar(**config["epipolar"])
+    rank = meta.get("r")
+    if rank:
+        add_lora(model, int(rank), meta.get("lora_alpha"), 0.0, list(meta.get("target_modules") or []))
+    path = directory / ADAPTER_WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"model {directory}: no {ADAPTER_WEIGHTS} beside {ADAPTER_CONFIG}")
+    try:
+        from safetensors.torch import load_file
+
+        tensors = load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{path}: not a readable safetensors file ({e})") from None
+    state = model.state_dict()
+    # a wrapped layer's own weight is the base's (``....to_q.base_layer.weight`` is the base's ``....to_q.weight``)
+    missing = sorted(k for k in state if k.replace(".base_layer.", ".") not in base_keys and k not in tensors)
+    unknown = sorted(k for k in tensors if k not in state)
+    wrong = [k for k in tensors if k in state and tensors[k].shape != state[k].shape]
+    if missing or unknown or wrong:
+        raise ValueError(f"{path}: does not fit the model its config.json and {ADAPTER_CONFIG} describe on base {base} "
+                         f"(missing {missing[:3]}, unknown {unknown[:3]}, other shapes {wrong[:3]})")
+    model.load_state_dict(tensors, strict=False)
+    return merge_lora(model) if rank else model
+
+
+def _plain(value):
+    """A config value with tuples as lists (JSON's view), for comparison."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

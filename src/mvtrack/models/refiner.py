@@ -91,7 +91,11 @@ class PaperRefiner(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = h
         for conv, norm in zip(self.convs[:-1], self.norms):
-            x = F.relu(norm(conv(x)))
+            # BatchNorm outside autocast, in its parameters' dtype: the CPU's bf16 autocast casts its input but not its
+            # float32 parameters and statistics, which batch norm refuses (and float32 statistics are the better ones)
+            x = conv(x)
+            with torch.autocast(x.device.type, enabled=False):
+                x = F.relu(norm(x.to(norm.weight.dtype)))
         return h + self.convs[-1](x)
 
 

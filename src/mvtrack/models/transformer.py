@@ -25,6 +25,7 @@ from .epipolar import (
     EpipolarMask,
     build_epipolar_mask,
     check_epipolar_config,
+    pick_backend,
 )
 from .refiner import RefinerFeedback
 from .track_conditioner import TrackConditioner
@@ -103,10 +104,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         if tuple(wan_config.get("patch_size", (1, 2, 2)))[0] != 1:
             raise ValueError(f"wan_config.patch_size: expected temporal patch 1, got {wan_config['patch_size']}")
         self.wan = WanTransformer3DModel(**wan_config)
+        self._build_camera_branch(camera_channels, context_tokens)
         wan = self.wan.config
         dim = wan.num_attention_heads * wan.attention_head_dim
-        self.camera_encoder = CameraEncoder(camera_channels, dim, tuple(wan.patch_size), wan.num_layers)
-        self.null_context = nn.Parameter(torch.randn(1, context_tokens, wan.text_dim) * 0.02)
         self.gradient_checkpointing = False
         if refiner_block is not None and not 0 <= refiner_block < wan.num_layers:
             raise ValueError(f"refiner_block: expected a block index in [0, {wan.num_layers}), got {refiner_block}")
@@ -116,6 +116,13 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.cross_view = None  # CVD's cross-view attention modules (module mode), by block index (not `epipolar`: a
         # submodule named like a config key is shadowed by diffusers' config lookup)
         self._epipolar_config = self._build_epipolar(epipolar) if epipolar else None
+
+    def _build_camera_branch(self, camera_channels: int, context_tokens: int) -> None:
+        """The camera encoder (zero projections) and the learned null context, fresh."""
+        wan = self.wan.config
+        dim = wan.num_attention_heads * wan.attention_head_dim
+        self.camera_encoder = CameraEncoder(camera_channels, dim, tuple(wan.patch_size), wan.num_layers)
+        self.null_context = nn.Parameter(torch.randn(1, context_tokens, wan.text_dim) * 0.02)
 
     def _build_epipolar(self, kwargs: dict) -> dict:
         wan = self.wan.config
@@ -157,8 +164,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         if cfg is None:
             return None
         _, ph, pw = self.patch_size
-        # auto = dense SDPA everywhere until the FlexAttention path has been run on a GPU (docs/benchmarks.md)
-        backend = "sdpa" if cfg["backend"] == "auto" else cfg["backend"]
+        backend = pick_backend(cfg["backend"], w2c.device)
         return build_epipolar_mask(
             w2c, K, size, (sample_size[0] // ph, sample_size[1] // pw), band=float(cfg["band"]),
             decay=None if cfg["decay"] is None else float(cfg["decay"]), cross_frames=bool(cfg["cross_frames"]),
@@ -183,11 +189,21 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
 
     @classmethod
     def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):
-        """Wrap a (pretrained) Wan transformer; the new camera branch starts at zero, the Wan weights are copied."""
+        """Wrap a (pretrained) Wan transformer; the new camera branch starts at zero.
+
+        ``wan`` itself becomes the backbone, as loaded: no second copy of its weights is built (at 1.3B a second
+        float32 build costs 6 GiB and ~20 s), and the modules Wan keeps in float32 stay float32 when it was loaded
+        in bf16. The camera branch is built on ``wan``'s device in its dtype.
+        """
         config = {k: v for k, v in wan.config.items() if not k.startswith("_")}  # drops _name_or_path etc.
-        model = cls(config, camera_channels, context_tokens)
-        model.wan.load_state_dict(wan.state_dict())
-        return model if wan.dtype == model.dtype else model.to(wan.dtype)
+        with torch.device("meta"):  # the skeleton only: its Wan is replaced by ``wan`` just below
+            model = cls(config, camera_channels, context_tokens)
+        model.wan = wan
+        with torch.device(wan.device):
+            model._build_camera_branch(camera_channels, context_tokens)
+        model.camera_encoder.to(wan.dtype)
+        model.null_context.data = model.null_context.data.to(wan.dtype)
+        return model
 
     def add_refiner(self, block: int, style: str | None = None) -> None:
         """Give a model built without one a Track4Gen refiner after ``block`` (identity refiner, zero feedback: the
@@ -303,7 +319,11 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             else:
                 x = run(x, context, timestep_proj, rotary_emb)
             if self.cross_view is not None and epipolar is not None and str(i) in self.cross_view:  # CVD
-                x = x + self.cross_view[str(i)](x, epipolar)
+                module = self.cross_view[str(i)]
+                if torch.is_grad_enabled() and self.gradient_checkpointing:  # else ~25 bytes per token x D each
+                    x = x + self._gradient_checkpointing_func(module, x, epipolar)
+                else:
+                    x = x + module(x, epipolar)
             if self.refiner is not None and i == self.config.refiner_block:  # Track4Gen
                 frames = rearrange(x, "b (f h w) d -> (b f) d h w", f=V * F, h=h // ph, w=w // pw)
                 frames, self.refined = self.refiner(frames)

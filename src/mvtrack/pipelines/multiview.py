@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from diffusers.utils import BaseOutput
 
 from mvtrack.data import PairedTracks
 from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
+from mvtrack.models.text import TextEncoder, load_text_encoder
 
 LAYOUTS = ("rerender", "i2v", "joint")
+# diffusers' WanPipeline default: Wan2.1 is sampled with classifier-free guidance
+WAN_GUIDANCE_SCALE = 5.0
 
 
 def view_groups(observed: torch.Tensor, views_per_group: int | None) -> list[list[int]]:
@@ -70,26 +74,53 @@ class MultiViewPipeline(DiffusionPipeline):
         scheduler: a diffusers flow-matching scheduler (``FlowMatchEulerDiscreteScheduler``; Wan's
             ``UniPCMultistepScheduler`` with flow prediction also works).
         vae: ``AutoencoderKLWan`` for latent-space models, None for pixel space.
+        text_encoder, tokenizer: Wan2.1's UMT5 encoder and tokenizer (``transformers``), for prompts; None for
+            mvtrack's text-free models (they condition on a learned null context).
+        default_prompt: the prompt used when none is given (``from_model`` sets the caption the model was trained
+            with on clips without one, ``mvtrack.json`` ``text.default_caption``; else the empty prompt).
     """
 
-    model_cpu_offload_seq = "transformer->vae"
+    model_cpu_offload_seq = "text_encoder->transformer->vae"
 
-    def __init__(self, transformer: MultiViewTransformer, scheduler, vae=None):
+    def __init__(self, transformer: MultiViewTransformer, scheduler, vae=None, text_encoder=None, tokenizer=None,
+                 default_prompt: str = ""):
         super().__init__()
-        self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae)
+        self.register_modules(transformer=transformer, scheduler=scheduler, vae=vae, text_encoder=text_encoder,
+                              tokenizer=tokenizer)
+        if (text_encoder is None) != (tokenizer is None):
+            raise ValueError("text_encoder, tokenizer: give both (Wan2.1's UMT5 and its tokenizer) or neither")
+        if text_encoder is not None and text_encoder.config.d_model != transformer.wan.config.text_dim:
+            raise ValueError(f"text_encoder: embeds prompts in {text_encoder.config.d_model} dimensions, the "
+                             f"transformer's cross-attention reads {transformer.wan.config.text_dim}")
+        self.default_prompt = default_prompt
+        self._text: TextEncoder | None = None
 
     @property
     def codec(self) -> PixelCodec | WanVAECodec:
         return WanVAECodec(self.vae) if self.vae is not None else PixelCodec()
 
-    @classmethod
-    def from_model(cls, spec: str | Path, torch_dtype: torch.dtype | None = None, shift: float | None = None):
-        """Build from a preset or local model directory (see ``mvtrack.models.load_model``).
+    @property
+    def text(self) -> TextEncoder | None:
+        """The prompt encoder (with its per-prompt cache), None without a text encoder."""
+        if self.text_encoder is None:
+            return None
+        if self._text is None or self._text.encoder is not self.text_encoder:
+            self._text = TextEncoder(self.tokenizer, self.text_encoder)
+        return self._text
 
-        The scheduler is read from ``spec/scheduler`` when present; otherwise Euler flow matching with ``shift``,
-        by default the ``flow_shift`` the model was trained with (``spec/mvtrack.json``), else 1.
+    @classmethod
+    def from_model(cls, spec: str | Path, torch_dtype: torch.dtype | None = None, shift: float | None = None,
+                   device: str | torch.device | None = None):
+        """Build from a preset or local model directory (see ``mvtrack.models.load_model``), on ``device`` (None:
+        the CPU) with weights in ``torch_dtype`` (None: as saved; Wan's float32 modules and the VAE stay float32).
+
+        The scheduler is read from ``spec/scheduler`` when present (a Wan2.1 root's UniPC; ``shift`` replaces its
+        flow shift, nothing else); otherwise Euler flow matching with ``shift``, by default the ``flow_shift`` the
+        model was trained with (``spec/mvtrack.json``), else 1. ``spec/text_encoder`` and ``spec/tokenizer``, when
+        present, give the pipeline prompts.
         """
         model, codec = load_model(spec, torch_dtype)
+        text = load_text_encoder(spec, torch_dtype or torch.float32) if Path(spec).is_dir() else None
         scheduler = None
         scheduler_dir = Path(spec) / "scheduler"
         if (scheduler_dir / "scheduler_config.json").is_file():
@@ -100,14 +131,58 @@ class MultiViewPipeline(DiffusionPipeline):
                 raise ValueError(f"{scheduler_dir}: unknown scheduler class {name!r}")
             scheduler = getattr(diffusers, name).from_pretrained(scheduler_dir)
             if shift is not None:
-                scheduler = FlowMatchEulerDiscreteScheduler.from_config(scheduler.config, shift=shift)
+                key = "flow_shift" if "flow_shift" in scheduler.config else "shift"
+                scheduler = type(scheduler).from_config(scheduler.config, **{key: shift})
+        meta = Path(spec) / "mvtrack.json"
+        meta = json.loads(meta.read_text()) if meta.is_file() else {}
         if scheduler is None:
-            meta = Path(spec) / "mvtrack.json"
-            if shift is None and meta.is_file():
-                shift = json.loads(meta.read_text()).get("flow_shift")
+            if shift is None:
+                shift = meta.get("flow_shift")
             scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0 if shift is None else shift)
         vae = codec.vae if isinstance(codec, WanVAECodec) else None
-        return cls(transformer=model.eval(), scheduler=scheduler, vae=vae)  # eval: a BatchNorm refiner's statistics
+        default_prompt = (meta.get("text") or {}).get("default_caption") or ""
+        pipe = cls(transformer=model.eval(), scheduler=scheduler, vae=vae,  # eval: a BatchNorm refiner's statistics
+                   text_encoder=None if text is None else text.encoder,
+                   tokenizer=None if text is None else text.tokenizer, default_prompt=default_prompt)
+        return pipe if device is None else pipe.to(device)
+
+    def encode_prompt(
+        self, prompt: str | list[str] | None, negative_prompt: str | list[str] | None, guidance: bool, batch: int,
+        device, dtype, prompt_embeds: torch.Tensor | None = None, negative_prompt_embeds: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The text conditions of one call, as ``WanPipeline.encode_prompt`` makes them: (B, S, D) prompt embeddings
+        (None: the model's null context) and, with ``guidance``, the negative ones (the empty prompt by default).
+        """
+        text = self.text
+        if prompt is not None and prompt_embeds is not None:
+            raise ValueError("prompt, prompt_embeds: give one of them, not both")
+        if negative_prompt is not None and negative_prompt_embeds is not None:
+            raise ValueError("negative_prompt, negative_prompt_embeds: give one of them, not both")
+        if text is None and (prompt is not None or negative_prompt is not None):
+            raise ValueError("prompt: this model has no text encoder (a Wan2.1 root's text_encoder/ and tokenizer/); "
+                             "it conditions on a learned null context and takes no prompt")
+
+        def as_list(p, name):
+            p = [p] * batch if isinstance(p, str) else list(p)
+            if len(p) != batch:
+                raise ValueError(f"{name}: expected one prompt or {batch} (one per clip), got {len(p)}")
+            return p
+
+        if prompt_embeds is None and text is not None:
+            prompt_embeds = text.encode(as_list(self.default_prompt if prompt is None else prompt, "prompt"))
+        if guidance and negative_prompt_embeds is None:
+            if text is None:
+                raise ValueError("guidance_scale: classifier-free guidance needs a text encoder (or prompt_embeds and "
+                                 "negative_prompt_embeds); this model has none, use guidance_scale 1")
+            negative_prompt_embeds = text.encode(as_list("" if negative_prompt is None else negative_prompt,
+                                                         "negative_prompt"))
+        for name, e in (("prompt_embeds", prompt_embeds), ("negative_prompt_embeds", negative_prompt_embeds)):
+            if e is not None and (e.dim() != 3 or e.shape[0] != batch
+                                  or e.shape[2] != self.transformer.wan.config.text_dim):
+                raise ValueError(f"{name}: expected ({batch}, S, {self.transformer.wan.config.text_dim}), got "
+                                 f"{tuple(e.shape)}")
+        return (None if prompt_embeds is None else prompt_embeds.to(device, dtype),
+                None if negative_prompt_embeds is None else negative_prompt_embeds.to(device, dtype))
 
     def check_inputs(self, video, w2c, K, observed, height, width, num_inference_steps):
         if w2c.dim() != 5 or w2c.shape[-2:] != (4, 4):
@@ -140,6 +215,15 @@ class MultiViewPipeline(DiffusionPipeline):
         if num_inference_steps < 1:
             raise ValueError(f"num_inference_steps: expected >= 1, got {num_inference_steps}")
 
+    def predict(self, sample, timestep, camera, context, negative, guidance_scale: float, inputs: dict) -> torch.Tensor:
+        """The velocity of one step, guided as ``WanPipeline`` guides: the conditional prediction, and with
+        ``negative`` embeddings ``uncond + guidance_scale * (cond - uncond)`` (combined in float32)."""
+        velocity = self.transformer(sample, timestep, camera, context, **inputs).sample
+        if negative is None:
+            return velocity
+        uncond = self.transformer(sample, timestep, camera, negative, **inputs).sample.float()
+        return (uncond + guidance_scale * (velocity.float() - uncond)).to(velocity.dtype)
+
     def prepare_latents(self, shape, generator, device, dtype) -> torch.Tensor:
         """Unit Gaussian noise of ``shape`` (B, V, F, C, h, w), drawn on the CPU so results match across devices."""
         return torch.randn(shape, generator=generator, dtype=torch.float32).to(device, dtype)
@@ -155,7 +239,11 @@ class MultiViewPipeline(DiffusionPipeline):
         width: int | None = None,
         num_inference_steps: int = 25,
         generator: torch.Generator | None = None,
-        encoder_hidden_states: torch.Tensor | None = None,
+        prompt: str | list[str] | None = None,
+        negative_prompt: str | list[str] | None = None,
+        guidance_scale: float | None = None,
+        prompt_embeds: torch.Tensor | None = None,
+        negative_prompt_embeds: torch.Tensor | None = None,
         tracks: PairedTracks | None = None,
         views_per_group: int | None = None,
         return_dict: bool = True,
@@ -170,7 +258,13 @@ class MultiViewPipeline(DiffusionPipeline):
             height, width: frame size; taken from ``video`` when omitted.
             num_inference_steps: Euler steps of the flow ODE.
             generator: CPU ``torch.Generator`` for the initial noise.
-            encoder_hidden_states: optional (B, S, text_dim) text embedding (Wan2.1); the null context otherwise.
+            prompt: the text (one, or one per clip) of a model with a text encoder (Wan2.1); None: the
+                pipeline's ``default_prompt``. Models without one condition on their learned null context.
+            negative_prompt: what classifier-free guidance steers away from (default: the empty prompt).
+            guidance_scale: classifier-free guidance as in diffusers' ``WanPipeline``: each step runs the model with
+                the prompt and with the negative prompt and takes ``uncond + guidance_scale * (cond - uncond)``;
+                1 (or less) runs it once, unguided. None: 5 (Wan's) with a text encoder, 1 without.
+            prompt_embeds, negative_prompt_embeds: (B, S, text_dim) embeddings instead of prompts.
             tracks: paired tracks (``mvtrack.data.PairedTracks``, pixels of a ``height x width`` frame, all T
                 frames) for a model with a Track2View conditioner; ignored by other models. Without them a
                 conditioned model runs camera-only.
@@ -197,6 +291,14 @@ class MultiViewPipeline(DiffusionPipeline):
             raise ValueError(f"tracks: the source view {tracks.source} must be observed in every frame (tracks carry "
                              "its content to the other views; a Track2View model is trained for re-rendering)")
         device, dtype, codec = self._execution_device, self.transformer.dtype, self.codec
+        if guidance_scale is None:
+            guidance_scale = WAN_GUIDANCE_SCALE if self.text is not None else 1.0
+        if not math.isfinite(guidance_scale):
+            raise ValueError(f"guidance_scale: expected a finite number, got {guidance_scale}")
+        guided = guidance_scale > 1.0
+        context, negative = self.encode_prompt(prompt, negative_prompt, guided, B, device, dtype, prompt_embeds,
+                                               negative_prompt_embeds)
+        negative = negative if guided else None
 
         # 1. Cameras -> Plücker rays at the model's resolution, one per model frame
         frames = codec.camera_frames(T)
@@ -239,17 +341,17 @@ class MultiViewPipeline(DiffusionPipeline):
             model_input = torch.where(mask, clean, latents)
             timestep = torch.where(obs, torch.zeros((), device=device), t.to(device).float())  # (B, V, F)
             if len(groups) == 1:
-                velocity = self.transformer(model_input, timestep, camera, encoder_hidden_states, **extra[0]).sample
+                velocity = self.predict(model_input, timestep, camera, context, negative, guidance_scale, extra[0])
             else:  # collaborative: each view's velocity averaged over the groups it is in
                 velocity = torch.zeros_like(latents, dtype=torch.float32)
                 for g, inputs in zip(groups, extra):
-                    velocity[:, g] += self.transformer(model_input[:, g], timestep[:, g], camera[:, g],
-                                                       encoder_hidden_states, **inputs).sample.float()
+                    velocity[:, g] += self.predict(model_input[:, g], timestep[:, g], camera[:, g], context, negative,
+                                                   guidance_scale, inputs).float()
                 velocity = velocity / count[None, :, None, None, None, None]
             latents = self.scheduler.step(velocity.float(), t, latents.float(), return_dict=False)[0].to(dtype)
 
         # 4. Decode; observed frames are returned as given
-        out = codec.decode(torch.where(mask, clean, latents))  # (B, V, T, 3, H, W)
+        out = codec.decode(torch.where(mask, clean, latents)).float()  # (B, V, T, 3, H, W)
         if video is not None and observed.any():
             out = torch.where(observed.to(device)[..., None, None, None], video.to(device, out.dtype), out)
         self.maybe_free_model_hooks()

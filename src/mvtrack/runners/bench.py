@@ -339,6 +339,8 @@ def run_bench(
     out_dir: str | Path,
     settings=None,
     progress=None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
 ) -> dict[str, dict]:
     """Run every method of ``run`` on its split, score it (``mvtrack eval``) and write the results table.
 
@@ -349,6 +351,7 @@ def run_bench(
     Args:
         settings: an ``EvalSettings`` (its mode is set from the split: ``joint`` unless re-rendering).
         progress: ``progress(description, total) -> advance()`` or None.
+        device, dtype: where and in what precision checkpoints sample (None: the CPU, as saved).
 
     Returns:
         rows[method name] = the aggregated summary (:func:`aggregate_seeds`).
@@ -369,7 +372,7 @@ def run_bench(
     for spec in run.methods:
         pipe = None
         if spec.model is not None:
-            pipe = MultiViewPipeline.from_model(spec.model)
+            pipe = MultiViewPipeline.from_model(spec.model, dtype, device=device)
             pipe.set_progress_bar_config(disable=True)
         summaries, sens, skipped = [], [], []
         seeds = spec.seeds if spec.model is not None else spec.seeds[:1]  # references: one seed is enough

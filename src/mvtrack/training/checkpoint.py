@@ -5,6 +5,11 @@ A checkpoint directory ``step_000250/`` holds ``model.safetensors`` (float32), `
 ``model_config.json``, ``optimizer.pt`` (tensors and numbers only, read with ``weights_only=True``) and
 ``trainer.json`` (step, LR scheduler, EMA count, config). All sampling randomness and the data position derive
 from (seed, step, rank), so the step restores them exactly.
+
+A run that trains part of its model (LoRA, a ``trainable:`` preset other than ``all``) saves only the trained
+parameters and the buffers (``trainer.json`` ``partial: true``): the frozen weights are its base model's, which
+resume and export rebuild from the run's config (``training.model.build_model``), so the base must stay where and
+what it was. The EMA holds the trained parameters only.
 """
 
 from __future__ import annotations
@@ -127,11 +132,12 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 def save_checkpoint(
     output_dir: str | Path, step: int, model, ema, optimizer, scheduler, trainer_state: dict, keep: int = 2,
-    extra: dict | None = None,
+    extra: dict | None = None, trainable: list[str] | None = None,
 ) -> Path:
     """Write ``output_dir/checkpoints/step_{step:06d}`` atomically, point ``latest`` at it, prune old ones.
 
     ``extra`` maps names to training-only modules (e.g. the tracking head), saved as ``NAME.safetensors``.
+    ``trainable``: the names of the parameters that train, when not all do: only they and the buffers are saved.
     """
     root = Path(output_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
@@ -140,7 +146,11 @@ def save_checkpoint(
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    state = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = model.state_dict()
+    if trainable is not None:
+        kept = set(trainable) | {k for k, _ in model.named_buffers()}
+        state = {k: v for k, v in state.items() if k in kept}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in state.items()}
     save_file(state, tmp / "model.safetensors")
     save_file({k: v.cpu().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
     config = json.dumps(dict(model.config), indent=2, default=str)  # a loaded model's _name_or_path is a Path
@@ -149,7 +159,8 @@ def save_checkpoint(
         tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(tensors, tmp / f"{name}.safetensors")
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
-    trainer = {**trainer_state, "step": step, "scheduler": scheduler.state_dict(), "ema_updates": ema.num_updates}
+    trainer = {**trainer_state, "step": step, "scheduler": scheduler.state_dict(), "ema_updates": ema.num_updates,
+               "partial": trainable is not None}
     (tmp / "trainer.json").write_text(json.dumps(trainer, indent=2))
     if final.exists():
         shutil.rmtree(final)
@@ -174,15 +185,22 @@ def find_checkpoint(path: str | Path) -> Path | None:
     return None
 
 
-def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler, extra: dict | None = None) -> dict:
-    """Restore everything ``save_checkpoint`` wrote; returns the trainer state (with ``step``)."""
+def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler, extra: dict | None = None,
+                    trainable: list[str] | None = None) -> dict:
+    """Restore everything ``save_checkpoint`` wrote; returns the trainer state (with ``step``). A partial checkpoint
+    (``trainable`` given when saving) restores the ``trainable`` parameters and the buffers of a model rebuilt from
+    the same base."""
     ckpt = find_checkpoint(path)
     if ckpt is None:
         raise FileNotFoundError(
             f"checkpoint: no checkpoint at {path} (expected step_*/trainer.json or checkpoints/latest)"
         )
+    trainer = json.loads((ckpt / "trainer.json").read_text())
     state = load_file(ckpt / "model.safetensors")
     expected = model.state_dict()
+    if trainer.get("partial"):
+        needed = set(trainable or []) | {k for k, _ in model.named_buffers()}
+        expected = {k: v for k, v in expected.items() if k in needed}
     for k, v in expected.items():
         if k not in state:
             raise ValueError(f"checkpoint {ckpt}: missing parameter {k}")
@@ -190,12 +208,11 @@ def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler, extra: d
             raise ValueError(
                 f"checkpoint {ckpt}: {k} has shape {tuple(state[k].shape)}, the model expects {tuple(v.shape)}"
             )
-    model.load_state_dict(state)
+    model.load_state_dict({k: state[k] for k in expected}, strict=not trainer.get("partial"))
     for name, module in (extra or {}).items():
         if not (ckpt / f"{name}.safetensors").is_file():
             raise ValueError(f"checkpoint {ckpt}: no {name}.safetensors (was it trained with the same objective?)")
         module.load_state_dict(load_file(ckpt / f"{name}.safetensors"))
-    trainer = json.loads((ckpt / "trainer.json").read_text())
     ema.load_state_dict(load_file(ckpt / "ema.safetensors"), trainer["ema_updates"])
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
     scheduler.load_state_dict(trainer["scheduler"])
@@ -205,7 +222,7 @@ def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler, extra: d
 
 def training_metadata(config: dict, step: int) -> dict:
     """What ``mvtrack.json`` records beside exported weights: the data and objective the model was trained with."""
-    return {
+    meta = {
         "data": config["data"],
         "tasks": config["tasks"],
         "flow_shift": config["flow_shift"],
@@ -213,45 +230,114 @@ def training_metadata(config: dict, step: int) -> dict:
         "ema_decay": config["ema_decay"],
         "model": config["model"],
     }
+    for key in ("trainable", "lora", "text"):  # absent from configs written before they existed
+        if key in config:
+            meta[key] = config[key]
+    return meta
 
 
-def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtype = torch.float32) -> Path:
-    """Write a checkpoint's EMA weights as a model directory ``load_model`` reads, with its ``mvtrack.json``.
+def _rebuild(config: dict):
+    """The model a partial run trained, rebuilt from its config as the trainer built it (frozen weights from its base;
+    a preset's from the run's seed), in float32: a merged LoRA is then ``W + BA`` exactly as loading the adapter
+    gives it, not rounded to the bf16 the frozen weights may have trained in."""
+    from .config import TrainConfig
+    from .model import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config["seed"])
+        model, _ = build_model(TrainConfig.from_dict({**config, "weight_dtype": "float32"}))
+    return model
+
+
+def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtype = torch.float32,
+                      lora: str | None = None, copy_text_encoder: bool = False) -> Path:
+    """Write a checkpoint's EMA weights as a model directory ``load_model`` and ``MultiViewPipeline.from_model``
+    read, with its ``mvtrack.json``.
 
     Pixel-space models are written flat (``config.json`` + safetensors); latent-space models, whose run started
-    from a root with ``vae/``, are written as ``transformer/`` beside a copy of that ``vae/``. Weights are stored
-    in ``dtype`` (float16 halves the size) and loaded back as float32.
+    from a root with ``vae/``, as ``transformer/`` beside a copy of that root's ``vae/``, ``scheduler/`` and
+    ``tokenizer/`` and its ``text_encoder/`` (a symbolic link to the base's, 11 GiB for Wan2.1, unless
+    ``copy_text_encoder``), so the exported model samples as its base does (Wan2.1: UniPC, prompts). Weights are
+    stored in ``dtype`` (float16 halves the size) except those Wan keeps in float32, and loaded back as float32.
+
+    Args:
+        lora: for a run with LoRA adapters: ``merge`` (folded into the weights: a self-contained model), ``adapter``
+            (``adapter_config.json`` naming the base + ``adapter_model.safetensors`` with the adapters and every
+            trained or added module; the base is read at load time), or None: the run's ``lora.export``.
     """
     from mvtrack.models import MultiViewTransformer
+    from mvtrack.models.lora import has_lora, merge_lora
+    from mvtrack.models.pretrained import ADAPTER_CONFIG, ADAPTER_WEIGHTS, keeps_fp32
+
+    from .model import NEW_MODULES
 
     ckpt = find_checkpoint(path)
     if ckpt is None:
         raise FileNotFoundError(f"checkpoint: no checkpoint at {path}")
     trainer = json.loads((ckpt / "trainer.json").read_text())
-    model_config = {
-        k: v for k, v in json.loads((ckpt / "model_config.json").read_text()).items() if not k.startswith("_")
-    }
-    model = MultiViewTransformer.from_config(model_config)
+    config = trainer["config"]
+    if trainer.get("partial"):
+        model = _rebuild(config)
+    else:
+        model_config = {
+            k: v for k, v in json.loads((ckpt / "model_config.json").read_text()).items() if not k.startswith("_")
+        }
+        model = MultiViewTransformer.from_config(model_config)
     ema = load_file(ckpt / "ema.safetensors")
-    missing = set(dict(model.named_parameters())) - set(ema)
-    if missing:
-        raise ValueError(f"checkpoint {ckpt}: EMA weights miss {sorted(missing)[:3]}")
-    # buffers (BatchNorm running statistics of a paper-style Track4Gen refiner) come from the trained model: the EMA
-    # averages parameters only
-    buffers = {k for k, _ in model.named_buffers()}
     trained = load_file(ckpt / "model.safetensors")
-    model.load_state_dict({**model.state_dict(), **{k: v for k, v in trained.items() if k in buffers}, **ema})
+    state = model.state_dict()
+    missing = sorted(set(state) - set(trained) - set(ema)) if not trainer.get("partial") else sorted(
+        k for k in trained if k not in state)
+    if missing:
+        raise ValueError(f"checkpoint {ckpt}: the weights do not fit the model its config describes ({missing[:3]})")
+    # parameters from the EMA; buffers (BatchNorm running statistics of a paper-style Track4Gen refiner) from the
+    # trained model, the EMA averages parameters only; frozen weights from the base (partial runs)
+    model.load_state_dict({**state, **trained, **{k: v for k, v in ema.items() if k in state}})
+    mode = lora or config.get("lora", {}).get("export", "merge")
+    if mode not in ("merge", "adapter"):
+        raise ValueError(f"lora: expected merge or adapter, got {mode!r}")
+    adapter = has_lora(model) and mode == "adapter"
+    base = Path(config["model"])
+    if adapter and not base.is_dir():
+        raise ValueError(f"export --lora adapter: the run's base model {config['model']!r} is not a directory (a "
+                         "preset's frozen weights exist only in the run); export with --lora merge")
+    if has_lora(model) and not adapter:
+        merge_lora(model)
     directory = Path(directory)
-    vae = Path(trainer["config"]["model"]) / "vae"
-    weights_dir = directory / "transformer" if vae.is_dir() else directory
+    root = base if base.is_dir() and not (base / "config.json").is_file() else None  # a root with components
+    weights_dir = directory / "transformer" if root is not None and (root / "vae").is_dir() else directory
     weights_dir.mkdir(parents=True, exist_ok=True)
-    model.save_config(weights_dir)  # weights cast here, not the module: Wan keeps norms and RoPE in float32
-    save_file(
-        {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()},
-        weights_dir / "diffusion_pytorch_model.safetensors",
-    )
-    if vae.is_dir():
-        shutil.copytree(vae, directory / "vae", dirs_exist_ok=True)
-    meta = training_metadata(trainer["config"], trainer["step"])
+    model.save_config(weights_dir)
+    state = model.state_dict()
+
+    def stored(k, v):  # Wan's float32 modules stay float32 (loading restores them to float32 anyway)
+        return v.detach().to(torch.float32 if keeps_fp32(model, k) else dtype).contiguous()
+
+    if adapter:
+        keep = set(ema) | {k for k in state if ".lora_" in k or k.startswith(NEW_MODULES) or k == "null_context"}
+        save_file({k: stored(k, v) for k, v in state.items() if k in keep}, weights_dir / ADAPTER_WEIGHTS)
+        targets = sorted({k.rsplit(".lora_", 1)[0] for k in state if ".lora_" in k})
+        lora_cfg = config["lora"]
+        (weights_dir / ADAPTER_CONFIG).write_text(json.dumps({
+            "base_model_name_or_path": str(base.resolve()), "peft_type": "LORA", "r": lora_cfg["rank"],
+            "lora_alpha": lora_cfg["alpha"] if lora_cfg["alpha"] is not None else lora_cfg["rank"],
+            "target_modules": targets}, indent=2))
+    else:
+        save_file({k: stored(k, v) for k, v in state.items()}, weights_dir / "diffusion_pytorch_model.safetensors")
+    if root is not None and weights_dir != directory:
+        for name in ("vae", "scheduler", "tokenizer"):
+            if (root / name).is_dir():
+                shutil.copytree(root / name, directory / name, dirs_exist_ok=True)
+        if (root / "text_encoder").is_dir():
+            target = directory / "text_encoder"
+            if target.is_symlink() or target.is_file():
+                target.unlink()
+            elif target.is_dir():
+                shutil.rmtree(target)
+            if copy_text_encoder:
+                shutil.copytree(root / "text_encoder", target)
+            else:
+                target.symlink_to((root / "text_encoder").resolve(), target_is_directory=True)
+    meta = training_metadata(config, trainer["step"])
     (directory / "mvtrack.json").write_text(json.dumps(meta, indent=2))
     return directory

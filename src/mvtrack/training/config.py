@@ -8,12 +8,15 @@ import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 
+import torch
 import yaml
 
+from mvtrack.models.lora import LORA_TARGETS
 from mvtrack.scenes.config import BASELINES
 from mvtrack.tracking.supervision import PAIR_KINDS, TrackingConfig
 
 TASKS = ("rerender", "i2v", "joint")
+TRAINABLE = ("all", "lora", "recammaster", "track2view", "track4gen")  # see TrainConfig.trainable
 
 
 class ConfigError(ValueError):
@@ -92,6 +95,43 @@ class CVDConfig:
 
 
 @dataclass
+class TextConfig:
+    """Prompts of a model with a text encoder (a Wan2.1 root's ``text_encoder/`` + ``tokenizer/``); ignored by
+    text-free models, which condition on their learned null context."""
+
+    # the caption of clips that carry none (``meta["caption"]``): every synthetic engine clip
+    default_caption: str = "a synthetic 3D scene of textured objects moving over a textured ground"
+    # share of samples trained with the empty prompt, so that the model also learns the unconditional prediction
+    # that classifier-free guidance subtracts (10%: the usual rate for text-to-video fine-tuning)
+    dropout: float = 0.1
+    max_length: int = 512  # tokens per prompt (Wan2.1's)
+    # where UMT5 runs: auto = the training device; cpu keeps its weights (11 GiB in bf16 for Wan2.1's UMT5-XXL) off
+    # the GPU (each distinct prompt is encoded once and cached, so a fixed set of captions costs little time there)
+    device: str = "auto"
+
+    def __post_init__(self):
+        _validate_in_place(self, "TextConfig")
+
+
+@dataclass
+class LoRAConfig:
+    """LoRA adapters on the frozen backbone's blocks (``trainable: lora`` or ``track2view``; peft)."""
+
+    rank: int = 32  # DiffSynth-Studio's Wan LoRA default
+    alpha: float | None = None  # the adapters' scale is alpha / rank; None: alpha = rank (scale 1)
+    dropout: float = 0.0
+    # suffixes of the linear layers inside wan.blocks that get adapters (models.lora.LORA_TARGETS: attention q, k, v,
+    # out of self- and cross-attention, and the feed-forward layers)
+    targets: list = field(default_factory=lambda: list(LORA_TARGETS))
+    # how final/ is written: merge (LoRA folded into the weights: a self-contained model) or adapter (the adapters and
+    # the trained modules only, with the base model referred to by path)
+    export: str = "merge"
+
+    def __post_init__(self):
+        _validate_in_place(self, "LoRAConfig")
+
+
+@dataclass
 class TrainConfig:
     model: str = "S"  # a preset (tiny, S, B) or a local directory (mvtrack save_pretrained, or a Wan2.1 diffusers root)
     data: DataConfig = field(default_factory=DataConfig)
@@ -101,6 +141,18 @@ class TrainConfig:
     track2view: Track2ViewConfig = field(default_factory=Track2ViewConfig)
     # CVD: epipolar cross-view attention (cvd.epipolar), homography pseudo-views (cvd.pseudo_fraction); off by default
     cvd: CVDConfig = field(default_factory=CVDConfig)
+    # what trains (training.model.TRAINABLE): all; lora (LoRA on the frozen backbone + every new module: camera
+    # encoder, track conditioner, refiner, cross-view attention); recammaster (camera encoder and its projections +
+    # every block's self-attention, ReCamMaster's set); track2view (LoRA + the track conditioner and camera encoder);
+    # track4gen (every block's self-attention, the refiner and its zero conv, Track4Gen's set)
+    trainable: str = "all"
+    also_train: list = field(default_factory=list)  # parameter-name prefixes trained fully beyond the preset
+    lora: LoRAConfig = field(default_factory=LoRAConfig)
+    text: TextConfig = field(default_factory=TextConfig)  # prompts, for a model with a text encoder
+    # dtype of every frozen weight (the backbone under LoRA or a partial preset): bfloat16 halves its memory; Wan's
+    # float32 modules (norms, time embedder, modulation tables) stay float32, trained parameters are float32 for AdamW.
+    # bfloat16 needs mixed_precision bf16 (auto on CUDA).
+    weight_dtype: str = "float32"
     # probability of each observed/generated layout: rerender = view 0 observed; i2v = frame 0 of view 0
     # observed; joint = nothing observed
     tasks: dict = field(default_factory=lambda: {"rerender": 0.7, "i2v": 0.2, "joint": 0.1})
@@ -138,16 +190,7 @@ class TrainConfig:
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
         """Read a YAML config; ``overrides`` are ``key=value`` strings (``data.frames=4``), values parsed as YAML."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"training config: no file at {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
-        except UnicodeDecodeError:
-            raise ValueError(f"{path}: not a text file (expected YAML)") from None
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+        raw = _read_yaml(path, [])
         given = {}  # dotted key -> the --set item that gave it
         for item in overrides or []:
             key, sep, value = item.partition("=")
@@ -173,8 +216,43 @@ class TrainConfig:
             source = f" (from --set {hits[0]})" if hits else ""
             raise ValueError(f"{path}: {e}{source}") from None
 
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """The config ``to_dict`` wrote (e.g. a checkpoint's ``trainer.json``), with every value checked again."""
+        return _from_dict(cls, values, "TrainConfig")
+
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _read_yaml(path: Path, seen: list[Path]) -> dict:
+    """A config file's mapping, on top of the file its ``base:`` key names (relative to it; sections are merged
+    key by key, so a variant states only what it changes)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"training config: no file at {path}" + (f" (base: of {seen[-1]})" if seen else ""))
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: base: chain loops back to itself")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: not valid YAML ({_yaml_problem(e)})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text file (expected YAML)") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ValueError(f"{path}: base: expected the path of another config, got {base!r}")
+    return _merge(_read_yaml(path.parent / base, [*seen, path.resolve()]), raw)
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "tasks" else v
+    return out
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
@@ -205,6 +283,9 @@ _RANGES = {
         "flow_shift": (_TINY, None, "a number > 0"),
     },
     "Track2ViewConfig": {"lr_scale": (_TINY, None, "a number > 0")},
+    "TextConfig": {"dropout": (0.0, 1.0, "a number in [0, 1]"), "max_length": (1, None, "an integer >= 1")},
+    "LoRAConfig": {"rank": (1, None, "an integer >= 1"), "alpha": (_TINY, None, "a number > 0 or null"),
+                   "dropout": (0.0, 0.99, "a number in [0, 1)")},
     "CVDConfig": {
         "pseudo_fraction": (0.0, 1.0, "a number in [0, 1]"),
         "pseudo_degrees": (0.0, 45.0, "a number of degrees in [0, 45]"),
@@ -230,6 +311,9 @@ _CHOICES = {
     ("TrainConfig", "mixed_precision"): ("auto", "no", "bf16", "fp16"),
     ("TrainConfig", "prediction_type"): ("velocity", "sample"),
     ("TrainConfig", "loss_space"): ("velocity", "sample"),
+    ("TrainConfig", "trainable"): TRAINABLE,
+    ("TrainConfig", "weight_dtype"): ("float32", "bfloat16"),
+    ("LoRAConfig", "export"): ("merge", "adapter"),
 }
 _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string", dict: "a mapping",
                list: "a list"}
@@ -291,6 +375,15 @@ def _check_values(cls, values: dict, key: str) -> None:
         raise ConfigError(f"{key}.output_dir", "expected a directory path, got an empty string")
     if name == "TrainConfig" and not str(values.get("model", "x")).strip():
         raise ConfigError(f"{key}.model", "expected a preset name or a model directory, got an empty string")
+    if name == "TrainConfig" and not all(isinstance(x, str) and x for x in values.get("also_train", [])):
+        raise ConfigError(f"{key}.also_train", f"expected parameter-name prefixes, got {values['also_train']!r}")
+    if name == "LoRAConfig" and "targets" in values and not (values["targets"] and all(isinstance(x, str) and x for x in values["targets"])):
+        raise ConfigError(f"{key}.targets", f"expected linear-layer name suffixes, got {values.get('targets')!r}")
+    if name == "TextConfig" and values.get("device", "auto") != "auto":
+        try:
+            torch.device(values["device"])
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"{key}.device", f"expected auto, cpu or cuda[:N], got {values['device']!r}") from None
     if name == "TrainConfig" and values.get("ema_decay") is not None and not 0.0 <= values["ema_decay"] < 1.0:
         raise ConfigError(f"{key}.ema_decay", f"expected a number in [0, 1), got {values['ema_decay']!r}")
     if name == "TrackingConfig":

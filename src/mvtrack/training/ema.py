@@ -11,24 +11,32 @@ class EMA:
 
     The effective decay is ``min(decay, (1 + n) / (10 + n))`` after n updates, so early averages are not
     dominated by the random initialisation.
+
+    Only the parameters that train are averaged (``requires_grad`` when the EMA is built, or ``names``): a frozen
+    weight's average is itself, and keeping a float32 copy of a frozen 1.3B backbone would cost 5 GiB. Each average
+    lives on its parameter's device, so build the EMA after the model has been moved to the training device.
     """
 
-    def __init__(self, model: nn.Module, decay: float = 0.999):
+    def __init__(self, model: nn.Module, decay: float = 0.999, names: list[str] | None = None):
         self.decay = decay
         self.num_updates = 0
-        self.shadow = {k: p.detach().float().clone() for k, p in model.named_parameters()}
+        params = dict(model.named_parameters())
+        names = [k for k, p in params.items() if p.requires_grad] if names is None else names
+        self.shadow = {k: params[k].detach().float().clone() for k in names}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.num_updates += 1
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
         for k, p in model.named_parameters():
-            self.shadow[k].lerp_(p.detach().float(), 1 - d)
+            if k in self.shadow:
+                self.shadow[k].lerp_(p.detach().float(), 1 - d)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
         for k, p in model.named_parameters():
-            p.copy_(self.shadow[k].to(p.dtype))
+            if k in self.shadow:
+                p.copy_(self.shadow[k].to(p.dtype))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)

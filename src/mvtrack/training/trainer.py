@@ -26,8 +26,8 @@ from mvtrack.data import (
     oracle_tracks,
     source_depth_tracks,
 )
-from mvtrack.models import WanVAECodec, camera_condition, load_model
-from mvtrack.models.refiner import track4gen_trainable
+from mvtrack.models import WanVAECodec, camera_condition
+from mvtrack.models.text import load_text_encoder
 from mvtrack.outputs import check_output_dir
 from mvtrack.tracking import TrackSupervision
 
@@ -45,6 +45,7 @@ from .config import TrainConfig
 from .data import TrainBatches
 from .ema import EMA
 from .flow import add_noise, flow_loss, sample_observed
+from .model import apply_trainable, build_model, trainable_names, trainable_preset
 
 
 def step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Generator:
@@ -78,41 +79,40 @@ class Trainer:
         self.config = config
         cuda = torch.cuda.is_available()
         precision = config.mixed_precision if config.mixed_precision != "auto" else ("bf16" if cuda else "no")
+        if config.weight_dtype != "float32" and precision != "bf16":
+            raise ValueError(f"weight_dtype: {config.weight_dtype} weights need mixed_precision bf16 (autocast), got "
+                             f"{precision!r}" + ("" if cuda else " (auto means no on a CPU)"))
         self.accelerator = Accelerator(mixed_precision=precision, cpu=not cuda)
         acc = self.accelerator
         self.output_dir = Path(config.output_dir)
 
+        preset = trainable_preset(config)
         with torch.random.fork_rng(devices=[]):  # a fresh model's initialisation depends on the seed alone
             torch.manual_seed(config.seed)
-            model, self.codec = load_model(config.model, prediction_type=config.prediction_type)
-            if config.tracking.refiner_block is not None:
-                model.add_refiner(config.tracking.refiner_block, config.tracking.refiner_style)
-            wanted = config.track2view.conditioner
-            if wanted is not None and model.conditioner is None:
-                model.add_track_conditioner(**wanted)
-            elif wanted is not None and dict(model.config.track_conditioner) != dict(wanted):
-                raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner "
-                                 f"{dict(model.config.track_conditioner)}, not {dict(wanted)}")
-            wanted = config.cvd.epipolar
-            if wanted is not None and not model.config.epipolar:
-                model.add_epipolar(**wanted)
-            elif wanted is not None and dict(model.config.epipolar) != dict(wanted):
-                raise ValueError(f"cvd.epipolar: {config.model} already has epipolar attention "
-                                 f"{dict(model.config.epipolar)}, not {dict(wanted)}")
+            model, self.codec = build_model(config)
             self.supervision = TrackSupervision(config.tracking, model) if config.tracking.enabled else None
+        # the prompts' encoder, frozen; None for models without one (they condition on the learned null context)
+        self.text = load_text_encoder(config.model, torch.bfloat16 if cuda else torch.float32,
+                                      config.text.max_length) if Path(config.model).is_dir() else None
+        if self.text is not None:
+            if self.text.dim != model.wan.config.text_dim:
+                raise ValueError(f"model {config.model}: its text encoder embeds in {self.text.dim} dimensions, the "
+                                 f"transformer's cross-attention reads {model.wan.config.text_dim}")
+            self.text.to(acc.device if config.text.device == "auto" else torch.device(config.text.device))
+        # every parameter preset trains (sorted names); partial runs save only these and rebuild the rest
+        self.trainable = trainable_names(model, preset, config.also_train, text=self.text is not None)
+        apply_trainable(model, self.trainable, config.weight_dtype)
+        self.partial = len(self.trainable) < sum(1 for _ in model.parameters())
         model.train()
+        model.to(acc.device)  # before the EMA and the optimizer, so that both live where the weights do
         if isinstance(self.codec, WanVAECodec):  # frozen; encodes each batch on the training device
             self.codec.vae.to(acc.device).eval().requires_grad_(False)
         if config.gradient_checkpointing:
             model.enable_gradient_checkpointing()
-        self.ema = EMA(model, config.ema_decay)
+        self.ema = EMA(model, config.ema_decay, self.trainable)
         self.extra = {"track_head": self.supervision.head} if self.supervision and self.supervision.head else {}
         if self.extra:
             self.extra["track_head"].to(acc.device)
-        if config.tracking.trainable == "track4gen":  # the paper's subset; frozen weights stay in EMA and checkpoints
-            keep = set(track4gen_trainable(model))
-            for name, p in model.named_parameters():
-                p.requires_grad_(name in keep)
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.params += [p for m in self.extra.values() for p in m.parameters()]
         # new branches learn faster than the backbone they are added to (track2view.lr_scale, cvd.lr_scale)
@@ -137,7 +137,7 @@ class Trainer:
                           "and points latest at its own")
         if checkpoint is not None:
             self.resume_changes = check_resume(checkpoint, config.to_dict())
-            state = load_checkpoint(checkpoint, model, self.ema, optimizer, self.scheduler, self.extra)
+            state = load_checkpoint(checkpoint, model, self.ema, optimizer, self.scheduler, self.extra, self.trainable)
             self.start_step = state["step"]
             acc.print(f"resumed from {state['path']} at step {self.start_step}")
         # The scheduler is stepped by hand once per optimizer step; Accelerate would step it once per process.
@@ -171,8 +171,9 @@ class Trainer:
         coincident = "homography" if cfg.cvd.pseudo_fraction > 0 else None  # pseudo-views share their centre
         epipolar = self.unwrapped.epipolar_mask(clip.w2c[:, :, frames].to(acc.device), clip.K[:, :, frames].to(
             acc.device), clip.size, (h, w), coincident=coincident)
+        context = self.prompt_embeds(clip, generator) if self.text is not None else None
         with acc.autocast():
-            pred = self.model(x_t, timestep, camera, epipolar=epipolar, **tracks).sample
+            pred = self.model(x_t, timestep, camera, context, epipolar=epipolar, **tracks).sample
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
         parts = {"diffusion": loss.detach()}
         if self.supervision is not None:
@@ -185,6 +186,21 @@ class Trainer:
         if self.supervision is not None:
             self.supervision.clear(self.unwrapped)
         return loss.detach(), parts
+
+    def captions(self, clip: MultiViewClip, generator: torch.Generator) -> list[str]:
+        """Each sample's prompt: its clip's ``meta["caption"]``, else ``text.default_caption`` (every synthetic clip);
+        the empty prompt for a ``text.dropout`` share, drawn from the step's generator (exact resume)."""
+        cfg = self.config.text
+        B = clip.video.shape[0]
+        metas = clip.meta if isinstance(clip.meta, list) else [clip.meta] * B
+        captions = [m.get("caption") if isinstance(m, dict) and isinstance(m.get("caption"), str) else None
+                    for m in metas]
+        dropped = (torch.rand(B, generator=generator) < cfg.dropout).tolist()
+        return ["" if drop else (c if c is not None else cfg.default_caption) for c, drop in zip(captions, dropped)]
+
+    def prompt_embeds(self, clip: MultiViewClip, generator: torch.Generator) -> torch.Tensor:
+        """(B, text.max_length, text_dim) UMT5 embeddings of the batch's captions (each prompt encoded once, cached)."""
+        return self.text.encode(self.captions(clip, generator), device=self.accelerator.device)
 
     def model_tracks(self, clip: MultiViewClip) -> tuple[torch.Tensor, torch.Tensor]:
         """The clip's tracks on the model's input grid: (B, V, F, N, 2) and (B, V, F, N). Pixel models: as they are.
@@ -350,6 +366,7 @@ class Trainer:
                 {"seed": self.config.seed, "config": self.config.to_dict()},
                 self.config.keep_checkpoints,
                 self.extra,
+                self.trainable if self.partial else None,
             )
         acc.wait_for_everyone()
 
