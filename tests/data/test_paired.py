@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -86,25 +88,28 @@ def test_points_behind_or_at_a_target_camera_are_hidden_and_bounded():
     assert torch.isfinite(out).all()
 
 
-def test_a_static_point_takes_its_colour_from_the_nearest_source_frame_that_sees_it():
-    """Three frames; the target camera at frame 2 sits where the source camera was at frame 0. A static point seen
-    by the source at frames 0 and 1 only is coloured from frame 0 there; a moving point keeps its own frame."""
+def test_static_points_keep_their_origin_colour_weighted_by_the_nearness_of_its_camera():
+    """Three source frames with centres at x = 0, 0.5, 1; the target camera sits at (1, -0.5, 0) in every frame.
+    A static point is read from the frame it was lifted from at every target frame, weighted by
+    exp(-(d / (2 d_min))^2) with d its origin camera's distance to the target camera (d_min = 0.5 here); a moving
+    point reads its own frame, weight 1."""
     T = 3
     K = make_intrinsics(100.0, 100.0, 31.5, 31.5).reshape(1, 1, 1, 3, 3).expand(1, 2, T, 3, 3)
     w2c = torch.eye(4).expand(1, 2, T, 4, 4).clone()
     w2c[0, 0, :, 0, 3] = torch.tensor([0.0, -0.5, -1.0])  # source centres at x = 0, 0.5, 1
-    w2c[0, 1, :, 0, 3] = torch.tensor([-1.0, -1.0, 0.0])  # target centres at x = 1, 1, 0
-    points = torch.tensor([[0.2, 0.0, 5.0], [0.1, 0.1, 5.0]]).expand(1, T, 2, 3)
-    known = torch.ones(1, T, 2, dtype=torch.bool)
-    seen = known.clone()
-    seen[0, 2] = False  # frame 2 of the source does not see either point (occluded there)
-    paired = paired_tracks(points, known, w2c, K, (64, 64), seen=seen, static=torch.tensor([[True, False]]))
-    assert paired.source_frame[0, 1, :, 0].tolist() == [1, 1, 0]  # nearest seeing source centre: x = 0.5, 0.5, 0
-    assert paired.source_frame[0, 1, :, 1].tolist() == [0, 1, 2]  # moving: its own frame
-    assert paired.source_frame[0, 0].tolist() == [[0, 0], [1, 1], [2, 2]]  # the source view reads itself
-    assert paired.visible[0, 1, 2].tolist() == [True, True]  # known everywhere: visible in the target at frame 2
+    w2c[0, 1, :, 0, 3], w2c[0, 1, :, 1, 3] = -1.0, 0.5  # target centre at (1, -0.5, 0)
+    points = torch.tensor([[0.2, 0.0, 5.0], [0.1, 0.1, 5.0], [0.0, 0.2, 5.0]]).expand(1, T, 3, 3)
+    known = torch.ones(1, T, 3, dtype=torch.bool)
+    paired = paired_tracks(points, known, w2c, K, (64, 64), static=torch.tensor([[True, True, False]]),
+                           origin=torch.tensor([[2, 0, 1]]))
+    assert paired.source_frame[0, 1].tolist() == [[2, 0, 0], [2, 0, 1], [2, 0, 2]]
+    expected = [math.exp(-0.25), math.exp(-1.25), 1.0]  # d = 0.5 and sqrt(1.25), in units of 2 d_min = 1
+    for t in range(T):
+        assert paired.weight[0, 1, t].tolist() == pytest.approx(expected, rel=1e-5)
+    assert paired.source_frame[0, 0].tolist() == [[0, 0, 0], [1, 1, 1], [2, 2, 2]]  # the source view reads itself
+    assert (paired.weight[0, 0] == 1).all()
     kept = paired.select(frames=torch.tensor([1, 2]))  # frame 0 dropped: its colour falls back to the frame itself
-    assert kept.source_frame[0, 1, :, 0].tolist() == [0, 1]
+    assert kept.source_frame[0, 1, :, 1].tolist() == [0, 1] and kept.source_frame[0, 1, :, 0].tolist() == [1, 1]
 
 
 def test_carried_frames_read_each_static_point_from_its_colour_frame():
