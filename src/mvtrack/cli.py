@@ -337,12 +337,16 @@ def generate(
     ),
     depth: Path = typer.Option(
         None, help="Per-frame depth of the source, .npy/.npz (T, H, W) z-depth at the video's size (cropped and "
-        "resized like the frames), for a Track2View model's tracks."
+        "nearest-resized like the frames, never stretched), instead of stereo depth of its frames."
     ),
     tracks3d: Path = typer.Option(
         None, help="3D tracks of the source, .npy/.npz (T, N, 3) world points (NaN where unknown), in the camera "
-        "file's world, for a Track2View model (e.g. `mvtrack tracks` output). Without --depth or --tracks3d, a "
-        "Track2View model triangulates flow tracks with --cameras, or runs camera-only without a camera file.",
+        "file's world, for a Track2View model (e.g. `mvtrack tracks` output), instead of the stereo depth's dense "
+        "tracks.",
+    ),
+    depth_model: Path = typer.Option(
+        None, help="A local depth-estimation model directory (transformers: Depth Anything V2, DPT) whose depth, "
+        "aligned to the stereo depth, completes it where stereo finds none. Nothing is downloaded."
     ),
     absolute_targets: bool = typer.Option(
         False,
@@ -382,19 +386,15 @@ def generate(
 ):
     """Generate new views of a video along camera trajectories, or N views from a first frame.
 
-    Sources whose aspect ratio differs from the output size are centre-cropped, never stretched.
+    Sources whose aspect ratio differs from the output size are centre-cropped, never stretched; camera files (the
+    source's and the targets') follow the crop. Without --cameras the cameras are estimated by structure from motion.
     """
     import torch
 
-    from mvtrack.data import paired_tracks
+    from mvtrack.data import load_source
     from mvtrack.outputs import check_output_dir
-    from mvtrack.runners import (
-        RerenderSettings,
-        check_generation_size,
-        load_frames_cropped,
-        source_cameras,
-        target_cameras,
-    )
+    from mvtrack.runners import RerenderSettings, check_generation_size, image_to_video, prepare_source, rerender_video
+    from mvtrack.runners.generate import target_views
     from mvtrack.viz import tile_views, to_uint8_frames, write_mp4
 
     if (video is None) == (image is None):
@@ -418,56 +418,30 @@ def generate(
         raise typer.BadParameter("applies to --joint generation only", param_hint="--views-per-group")
     together = min(len(target), views_per_group or len(target)) if joint or image else 1
     check_generation_size(together + 1, num_frames, hw)
-    if image:
-        warnings.warn("image-to-video is experimental: the shipped models were not trained for it and produce "
-                      "near-uniform frames after the first; see docs/models.md")
-    src_frames, src_size, box = load_frames_cropped(video or image, 1 if image else num_frames, hw)
-    w2c0, K0 = source_cameras(cameras, num_frames, hw, fov, crop=(src_size, box),
-                              mirrored="error" if absolute_targets else "relative")
-    targets = [
-        target_cameras(t, w2c0, K0, hw, torch.Generator().manual_seed(seed + i), absolute=absolute_targets)
-        for i, t in enumerate(target)
-    ]
-    source = torch.zeros(num_frames, 3, *hw)
-    source[: src_frames.shape[0]] = src_frames
-    points = known = None
-    if video is not None:
-        from mvtrack.runners.generate import conditioning_tracks
-
-        points, known, said = conditioning_tracks(pipe.transformer, source, w2c0, K0, depth, tracks3d,
-                                                  cameras_known=cameras is not None, crop=(src_size, box))
-        if said:
-            console.print(said)
-    groups = [list(range(len(targets)))] if joint or image else [[i] for i in range(len(targets))]
-    generated = [None] * len(targets)
-    source_out = source
+    text = dict(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale)
+    mirrored = "error" if absolute_targets else "relative"
     with _progress() as progress:
-        task = progress.add_task("generating", total=len(groups))
-        for group in groups:
-            w2c = torch.stack([w2c0] + [targets[i][0] for i in group])[None]  # (1, V, T, 4, 4)
-            K = torch.stack([K0] + [targets[i][1] for i in group])[None]
-            vid = torch.zeros(1, len(group) + 1, num_frames, 3, *hw)
-            vid[0, 0] = source
-            observed = torch.zeros(1, len(group) + 1, num_frames, dtype=torch.bool)
-            observed[0, 0, : src_frames.shape[0] if image else num_frames] = True
-            try:
-                tracks = None if points is None else paired_tracks(points, known, w2c, K, hw)
-                result = (
-                    pipe(
-                        w2c, K, vid, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
-                        tracks=tracks, views_per_group=views_per_group, prompt=prompt, negative_prompt=negative_prompt,
-                        guidance_scale=guidance_scale,
-                    )
-                    .video[0]
-                    .cpu()
-                )
-            except ValueError as e:
-                raise typer.BadParameter(str(e)) from None
-            if image:
-                source_out = result[0]
-            for j, i in enumerate(group):
-                generated[i] = result[j + 1]
+        if image:
+            warnings.warn("image-to-video is experimental: the shipped models were not trained for it and produce "
+                          "near-uniform frames after the first; see docs/models.md")
+            first = load_source(image, hw, cameras=cameras, fov=fov, mirrored=mirrored, indices=[0])
+            task = progress.add_task("generating", total=1)
+            source_out, generated = image_to_video(pipe, first, target, num_frames, steps, seed, views_per_group, **text)
             progress.advance(task)
+        else:
+            depth_net = _depth_model(depth_model, device)
+            source = load_source(video, hw, num_frames, cameras, depth, fov, mirrored)
+            task = progress.add_task("source geometry", total=None)
+            inputs = prepare_source(source, pipe.transformer, model, tracks3d, depth_net)
+            progress.remove_task(task)
+            for line in inputs.notes:
+                console.print(line)
+            cams = target_views(inputs, target, seed, absolute_targets)
+            groups = 1 if joint else len(target)
+            task = progress.add_task("generating", total=groups)
+            generated = rerender_video(pipe, inputs, cams, steps, seed, joint, views_per_group,
+                                       progress=lambda: progress.advance(task), **text)
+            source_out = source.frames
     out.mkdir(parents=True, exist_ok=True)
     views = [to_uint8_frames(source_out)] + [to_uint8_frames(g) for g in generated]
     write_mp4(out / "view_00_source.mp4", views[0], fps)
@@ -477,66 +451,84 @@ def generate(
     console.print(f"wrote {len(views)} views and grid.mp4 (source | " + " | ".join(target) + f") to {out}")
 
 
+def _depth_model(path: Path | None, device: str = "auto"):
+    """A ``LearnedDepth`` from ``--depth-model``, or None."""
+    if path is None:
+        return None
+    from mvtrack.data.learned_depth import LearnedDepth
+
+    where, _ = _device_dtype(device, "auto")
+    return LearnedDepth(path, where)
+
+
 @app.command()
 def tracks(
     video: Path = typer.Option(..., help="Source video (MP4, GIF or a folder of frames)."),
-    cameras: Path = typer.Option(..., help="RealEstate10K camera file of the source, one line per frame."),
-    out: Path = typer.Option(..., help="Output .npz; an overlay PNG is written beside it (same name, .png)."),
-    depth: Path = typer.Option(None, help="Per-frame depth of the source, .npy/.npz (T, H, W), to lift tracks with."),
-    tracks3d: Path = typer.Option(None, help="3D tracks of the source, .npy/.npz (T, N, 3) world points, NaN unknown."),
-    frames: int = typer.Option(None, min=2, help="Frames to use (default: as many as the camera file has)."),
-    size: str = typer.Option(None, help="Frame size N or HxW (default: the video's own; needed for a folder)."),
-    grid_step: int = typer.Option(4, min=1, help="Pixels between flow-track grid points."),
-    query_frames: int = typer.Option(3, min=1, help="Frames (evenly spaced) that get a grid of new tracks."),
-    max_residual: float = typer.Option(0.5, min=0.0, help="RMS reprojection residual (px) above which a point moved."),
-    min_parallax: float = typer.Option(8.0, min=0.0, help="Parallax (px) a point needs to be triangulated."),
+    out: Path = typer.Option(..., help="Output .npz; overlay and depth PNGs are written beside it (NAME.png, "
+                             "NAME_depth.png)."),
+    cameras: Path = typer.Option(None, help="RealEstate10K camera file of the source, one line per frame (default: "
+                                 "cameras estimated by structure from motion)."),
+    depth: Path = typer.Option(None, help="Per-frame depth of the source, .npy/.npz (T, H, W), instead of stereo."),
+    depth_model: Path = typer.Option(None, help="A local depth-estimation model directory (transformers) completing "
+                                     "the stereo depth."),
+    frames: int = typer.Option(None, min=2, help="Frames to use (default: as many as the camera file has, else the "
+                               "video)."),
+    size: str = typer.Option(None, help="Frame size N or HxW the tracks are made for (default: the embedded model's); "
+                             "the video is centre-cropped to its aspect ratio."),
+    fov: float = typer.Option(55.0, help="Horizontal field of view in degrees, the first guess of structure from "
+                              "motion when there is no camera file."),
 ):
-    """3D tracks of a real video with known cameras (triangulated flow tracks, or from --depth / --tracks3d) for
-    paired-track conditioning (Track2View): an .npz to reuse and a PNG to inspect."""
+    """The source's dense 3D tracks for paired-track conditioning (Track2View): every static pixel whose stereo depth
+    its neighbour frames confirm (or every pixel of a --depth file), in the camera file's world, as an .npz that
+    `generate --tracks3d` reads, with an overlay PNG of the tracks and a PNG of the depth."""
     import imageio.v3 as iio
     import numpy as np
 
-    from mvtrack.data import source_tracks
-    from mvtrack.geometry import read_re10k
-    from mvtrack.runners import load_frames, source_cameras
-    from mvtrack.viz import draw_tracks, read_video, tile_views, to_uint8_frames, track_colors
+    from mvtrack.data import load_source
+    from mvtrack.runners import RerenderSettings, prepare_source
+    from mvtrack.viz import depth_image, draw_tracks, tile_views, to_uint8_frames, upscale_frames
 
-    if depth is not None and tracks3d is not None:
-        raise typer.BadParameter("give at most one of --depth or --tracks3d")
     if out.suffix.lower() != ".npz":
         raise typer.BadParameter(f"expected a path ending in .npz, got {out}", param_hint="--out")
-    try:
-        num_frames = frames or len(read_re10k(cameras))
-        if size:
-            hw = parse_size(size)
-        elif video.is_dir():
-            raise typer.BadParameter("give --size for a folder of frames")
-        else:
-            hw = tuple(read_video(video).shape[1:3])
-        src = load_frames(video, num_frames, hw)  # (T, 3, H, W)
-        w2c, K = source_cameras(cameras, num_frames, hw, 55.0)
-        result = source_tracks(src, w2c, K, depth=depth, tracks3d=tracks3d, grid_step=grid_step,
-                               query_frames=query_frames, max_residual=max_residual, min_parallax_px=min_parallax)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from None
+    defaults = RerenderSettings.for_model(DEFAULT_MODEL)
+    hw = parse_size(size) if size else (defaults.height, defaults.width)
+    source = load_source(video, hw, frames, cameras, depth, fov)
+    with _progress() as progress:
+        progress.add_task("source geometry", total=None)
+        inputs = prepare_source(source, depth_model=_depth_model(depth_model), scale_scene=False, min_tracks=1)
+    for line in inputs.notes:
+        console.print(line)
+    if inputs.tracks is None:
+        raise ValueError(f"{video}: no 3D tracks could be made ({'; '.join(inputs.notes)})")
+    result, geometry = inputs.tracks, inputs.geometry
     result.save(out)
-    # Overlay: 4 frames side by side; static green, dynamic red, untriangulable grey (else one colour per track)
-    N = result.tracks.shape[1]
-    colors = track_colors(N)
-    if result.static is not None:
-        colors = np.where(result.static[:, None].numpy(), [40, 220, 40],
-                          np.where(result.triangulable[:, None].numpy(), [235, 40, 40], [150, 150, 150]))
-    drawn = draw_tracks(to_uint8_frames(src), result.tracks, result.visible, colors.astype(np.uint8),
-                        scale=max(1, 256 // max(hw)))
-    shown = np.unique(np.linspace(0, num_frames - 1, 4).round().astype(int))
+    T = source.num_frames
+    shown = np.unique(np.linspace(0, T - 1, 4).round().astype(int))
+    scale = max(1, 256 // max(hw))
+    # Overlay: about 600 tracks on 4 frames, coloured by the frame they were lifted from
+    step = max(1, result.tracks.shape[1] // 600)
+    N = result.tracks[:, ::step].shape[1]
+    colors = (np.tile([[40, 220, 40]], (N, 1)) if result.origin is None else _origin_colors(result.origin[::step], T))
+    drawn = draw_tracks(to_uint8_frames(source.frames), result.tracks[:, ::step], result.visible[:, ::step],
+                        colors.astype(np.uint8), scale=scale)
     iio.imwrite(out.with_suffix(".png"), tile_views([drawn[t][None] for t in shown], columns=len(shown))[0])
+    pictures = depth_image(geometry.depth, geometry.supported, geometry.moving)
+    h = max(pictures.shape[1], hw[0] * scale)
+    rows = [upscale_frames(to_uint8_frames(source.frames)[shown], scale),
+            upscale_frames(pictures[shown], max(1, h // pictures.shape[1]))]
+    iio.imwrite(out.with_name(out.stem + "_depth.png"),
+                np.concatenate([tile_views([r[k][None] for k in range(len(shown))], columns=len(shown))[0]
+                                for r in rows], 0))
     s = result.summary()
-    line = f"{s['tracks']} tracks over {num_frames} frames ({s['mode']}), {100 * s['known_fraction']:.0f}% known"
-    if "static" in s:
-        line += (f"; static {s['static']}, dynamic {s['dynamic']}, untriangulable {s['untriangulable']}, "
-                 f"median residual {s['median_residual']:.2f} px")
-    console.print(line)
-    console.print(f"wrote {out} and {out.with_suffix('.png')}")
+    console.print(f"{s['tracks']} tracks over {T} frames ({s['mode']})")
+    console.print(f"wrote {out}, {out.with_suffix('.png')} and {out.with_name(out.stem + '_depth.png')}")
+
+
+def _origin_colors(origin, frames: int):
+    """A colour per track from its origin frame (matplotlib's viridis: early frames dark, late ones yellow)."""
+    import matplotlib
+
+    return (matplotlib.colormaps["viridis"](origin.numpy() / max(frames - 1, 1))[:, :3] * 255).round()
 
 
 def _eval_settings(matcher: str, cameras: bool, tracks: bool, mode: str = "rerender"):
@@ -612,7 +604,8 @@ def bench(
     config: Path = typer.Option(Path("configs/bench/heldout.yaml"), help="Benchmark split (YAML)."),
     checkpoint: list[str] = typer.Option([], help="Model directory or preset to score (repeatable)."),
     method: list[str] = typer.Option(
-        [], help="Reference row(s): ground_truth, copy_source, source_depth_splat, depth_warp, noise."
+        [], help="Reference row(s): synthetic splits: ground_truth, copy_source, source_depth_splat, depth_warp, "
+        "noise; real-footage splits: ground_truth, copy_source, nearest_source, stereo_splat."
     ),
     out: Path = typer.Option(Path("outputs/bench"), help="Output root: OUT/<method>/{pred,results.json,report.html}."),
     steps: int = typer.Option(25, min=1, help="Denoising steps for checkpoints."),
@@ -627,15 +620,21 @@ def bench(
     """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
     them (mvtrack eval) and write the results table OUT/summary.md."""
     from mvtrack.runners.bench import REFERENCE_METHODS, BenchRun, MethodSpec, run_bench
+    from mvtrack.runners.real_bench import REAL_REFERENCE_METHODS
 
     where, precision = _device_dtype(device, dtype)
+    known = tuple(dict.fromkeys(REFERENCE_METHODS + REAL_REFERENCE_METHODS))
     for m in method:
-        if m not in REFERENCE_METHODS:
-            raise typer.BadParameter(f"expected one of {REFERENCE_METHODS}, got {m!r}", param_hint="--method")
+        if m not in known:
+            raise typer.BadParameter(f"expected one of {known}, got {m!r}", param_hint="--method")
     try:
         run = BenchRun.from_yaml(config)
         # a run is named after its directory (or the run directory above an exported ``final/``)
         names = [Path(c).parent.name if Path(c).name == "final" else (Path(c).name or c) for c in checkpoint]
+        for m in method:
+            if m not in run.split.reference_methods:
+                raise typer.BadParameter(f"expected one of {run.split.reference_methods}, got {m!r}",
+                                         param_hint="--method")
         run.methods += [MethodSpec(m) for m in method] + [
             MethodSpec(n, model=c, seeds=list(seed), steps=steps, sensitivity=sensitivity)
             for n, c in zip(names, checkpoint)]
@@ -658,8 +657,7 @@ def bench(
             raise typer.BadParameter(str(e)) from None
     for row in rows.values():
         _report_skipped(row.get("skipped", []))
-    _print_summary(rows, f"{cfg.name}: {sum(g.clips for g in cfg.groups)} clips, {cfg.views} views x {cfg.frames} "
-                   f"frames, {cfg.height}x{cfg.width}, {cfg.observed}")
+    _print_summary(rows, cfg.describe())
     console.print(f"wrote {out}/<method>/results.json and report.html, and {out}/summary.md")
 
 

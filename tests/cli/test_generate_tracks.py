@@ -1,4 +1,4 @@
-"""`mvtrack generate` with a Track2View model: tracks from a depth file, from triangulated flow, or none."""
+"""`mvtrack generate` with a Track2View model: tracks from a depth file, from stereo depth of the source, or none."""
 
 import numpy as np
 import torch
@@ -29,12 +29,20 @@ def test_generate_builds_tracks_for_a_track2view_model(tmp_path):
     result = runner.invoke(app, common + ["--cameras", str(tmp_path / "src.txt"), "--depth", str(tmp_path / "depth.npy"),
                                           "--out", str(tmp_path / "a")])
     assert result.exit_code == 0, result.output
-    assert "source tracks in 3D (depth file)" in result.output
+    said = " ".join(result.output.split())
+    assert "depth file: 4 frames" in said and f"{4 * 32 * 32} source points in 3D (stereo depth)" in said
+    assert "scene scaled by" in said
     assert (tmp_path / "a" / "view_01.mp4").is_file()
 
-    result = runner.invoke(app, common + ["--out", str(tmp_path / "b")])  # no cameras, no files: nothing to lift
+    result = runner.invoke(app, common + ["--cameras", str(tmp_path / "src.txt"), "--out", str(tmp_path / "s")])
     assert result.exit_code == 0, result.output
-    assert "runs without tracks (camera-only)" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "stereo at 32x32" in said and "source points in 3D (stereo depth)" in said  # capped at the video's size
+
+    result = runner.invoke(app, common + ["--out", str(tmp_path / "b")])  # no cameras: SfM fails on 4 tiny frames
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "structure from motion found no cameras" in said and "running without tracks (camera-only)" in said
 
     bad = np.full((4, 32, 32), -1.0, np.float32)
     np.save(tmp_path / "bad.npy", bad)

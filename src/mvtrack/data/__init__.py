@@ -24,8 +24,19 @@ from .real_tracks import (
     video_tracks,
 )
 from .shards import ReadStats, ShardError, ShardWriter, decode_clip, encode_clip, iter_shard, list_shards, write_shards
+from .source import Crop, Source, load_source, read_frames, target_cameras
+from .source_geometry import SCENE_DEPTH, SourceGeometry, dense_tracks, estimate_geometry
 
 __all__ = [
+    "SCENE_DEPTH",
+    "Crop",
+    "Source",
+    "SourceGeometry",
+    "dense_tracks",
+    "estimate_geometry",
+    "load_source",
+    "read_frames",
+    "target_cameras",
     "PAIR_KINDS",
     "MultiCamVideo",
     "MultiViewClip",

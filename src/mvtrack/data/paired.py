@@ -38,6 +38,7 @@ from .clip import MultiViewClip
 # never visible there. Positions are clamped to [-POSITION_BOUND, 1 + POSITION_BOUND] times the image size.
 NEAR = 1e-3
 POSITION_BOUND = 1.0
+MIN_WEIGHT = 1e-3  # a static point read from a source camera this far from the target counts nowhere there
 
 
 @dataclass
@@ -179,17 +180,19 @@ def paired_tracks(
     H, W = size
     bound = xy.new_tensor([W, H])
     xy = torch.nan_to_num(xy, nan=0.0).clamp(min=-POSITION_BOUND * bound, max=(1 + POSITION_BOUND) * bound)
-    # 2. Visibility: a z-buffer over the known points in every view, the source view's from ``seen``
+    # 2. Where colours come from (static points), then visibility: a z-buffer over the known points in every view
+    #    that count there (a point from a far source camera, of negligible weight, hides nothing), the source view's
+    #    from ``seen``
+    frame, weight = (None, None) if static is None else colour_frames(w2c, static, origin, source)
+    counts = known[:, None] & front if weight is None else known[:, None] & front & (weight >= MIN_WEIGHT)
     visible = zbuffer_visible(
-        xy.reshape(B * V * T, N, 2), z.reshape(B * V * T, N),
-        (known[:, None] & front).reshape(B * V * T, N), size, cell
+        xy.reshape(B * V * T, N, 2), z.reshape(B * V * T, N), counts.reshape(B * V * T, N), size, cell
     ).reshape(B, V, T, N)
     inside_src = front[:, source] & (xy[:, source, ..., 0] >= -0.5) & (xy[:, source, ..., 0] < W - 0.5)
     inside_src &= (xy[:, source, ..., 1] >= -0.5) & (xy[:, source, ..., 1] < H - 0.5)
     visible[:, source] = seen & inside_src
     xy = torch.where(known[:, None, ..., None], xy, torch.zeros_like(xy))
     z = torch.where(known[:, None] & front, z, torch.zeros_like(z))
-    frame, weight = (None, None) if static is None else colour_frames(w2c, static, origin, source)
     return PairedTracks(xy.to(points.dtype), z.to(points.dtype), visible, source, frame, weight)
 
 

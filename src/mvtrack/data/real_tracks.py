@@ -283,7 +283,7 @@ def load_depth(path: str | Path, T: int, H: int, W: int) -> torch.Tensor:
         raise ValueError(f"{where}: expected positive depth, got minimum {float(depth.min()):g} "
                          f"(frame {int(np.nonzero(depth <= 0)[0][0])})")
     if depth.shape[1:] != (H, W):
-        depth = np.stack([cv2.resize(d, (W, H), interpolation=cv2.INTER_NEAREST) for d in depth])
+        depth = np.stack([cv2.resize(d, (W, H), interpolation=cv2.INTER_NEAREST_EXACT) for d in depth])
     return torch.from_numpy(depth)
 
 

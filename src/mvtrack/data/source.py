@@ -69,7 +69,7 @@ class Crop:
         silhouette and nothing is stretched."""
         y0, x0, h, w = self.box
         window = depth[:, y0:y0 + h, x0:x0 + w]
-        return torch.nn.functional.interpolate(window[:, None].float(), size=self.size, mode="nearest")[:, 0]
+        return torch.nn.functional.interpolate(window[:, None].float(), size=self.size, mode="nearest-exact")[:, 0]
 
 
 def default_intrinsics(num_frames: int, size: tuple[int, int], fov_degrees: float) -> torch.Tensor:

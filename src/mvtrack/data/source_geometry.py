@@ -44,21 +44,26 @@ class SourceGeometry:
 
     depth: (T, h, w) z-depth, complete (estimated where ``valid``, filled elsewhere: for references that splat
         whole frames). K: (T, 3, 3) pixel intrinsics of these maps (the source's crop at h x w).
-        confidence: (T, h, w) in [0, 1]. valid: (T, h, w) bool, confident depth confirmed by another frame and not
-        moving: the pixels that become tracks. moving: (T, h, w) bool, pixels whose optical flow disagrees with the
-        static geometry (left to the model). mode: how the depth was obtained; note: a sentence for the user.
+        confidence: (T, h, w) in [0, 1]. valid: (T, h, w) bool, a confident stereo depth confirmed by another frame
+        (the accurate pixels). supported: (T, h, w) bool, valid or a completed depth that a neighbour frame's
+        completed depth confirms (textureless surfaces: less accurate, but where they land agrees between frames):
+        the pixels that become tracks. Neither holds moving pixels. moving: (T, h, w) bool, pixels whose optical
+        flow disagrees with the static geometry (left to the model). mode: how the depth was obtained; note: a
+        sentence for the user.
     """
 
     depth: torch.Tensor
     K: torch.Tensor
     confidence: torch.Tensor
     valid: torch.Tensor
+    supported: torch.Tensor
     moving: torch.Tensor
     mode: str
     note: str = ""
 
     def coverage(self) -> float:
-        return float(self.valid.float().mean())
+        """Fraction of pixels that become tracks."""
+        return float(self.supported.float().mean())
 
     def median_depth(self) -> float:
         """Median depth of the valid pixels (NaN without any)."""
@@ -155,11 +160,11 @@ def estimate_geometry(
     if source.depth is not None:
         depth = source.depth.float()
         valid = torch.ones_like(depth, dtype=torch.bool)
-        return SourceGeometry(depth, source.K, torch.ones_like(depth), valid, torch.zeros_like(valid), "depth file",
-                              f"depth file: {T} frames")
+        return SourceGeometry(depth, source.K, torch.ones_like(depth), valid, valid, torch.zeros_like(valid),
+                              "depth file", f"depth file: {T} frames")
     if source.cameras == "default" or T < 2:
         empty = torch.zeros(T, *size, dtype=torch.bool)
-        return SourceGeometry(torch.ones(T, *size), source.K, torch.zeros(T, *size), empty, empty, "none",
+        return SourceGeometry(torch.ones(T, *size), source.K, torch.zeros(T, *size), empty, empty, empty, "none",
                               "no depth: the source's cameras are unknown (a static default camera has no parallax)")
     working_size = working_size or geometry_size(source)
     frames, K = source.at(working_size)
@@ -168,33 +173,34 @@ def estimate_geometry(
         depth_range = sparse_depth_range(frames, w2c, K)
     stereo = plane_sweep_depth(frames, w2c, K, depth_range, num_planes=num_planes, min_confidence=min_confidence)
     depth, confidence, valid, mode = stereo.depth, stereo.confidence, stereo.valid, "stereo"
+    learned = torch.zeros_like(valid)
     if depth_model is not None:
-        depth, valid, confidence = _merge_learned(depth_model, frames, stereo, w2c, K)
+        depth, learned = _merge_learned(depth_model, frames, stereo, w2c, K)
         mode = "stereo + depth model"
     # the completed depth where the frames confirm it too (the stereo's own check: textureless walls that no
     # window can match, but whose interpolated surface lands where the neighbours' does)
-    depth = fill_depth(depth, valid)
-    valid = valid | (depth_consistency(depth, w2c, K, neighbour_frames(T, 4)) >= 1)
-    moving = moving_pixels(frames, depth, valid, w2c, K)
-    valid = valid & ~moving
-    note = (f"{mode} at {working_size[0]}x{working_size[1]}: {100 * float(valid.float().mean()):.0f}% of pixels "
-            f"with a confirmed static depth, {100 * float(moving.float().mean()):.0f}% moving")
-    return SourceGeometry(depth, K, confidence, valid, moving, mode, note)
+    depth = fill_depth(depth, valid | learned)
+    supported = valid | learned | (depth_consistency(depth, w2c, K, neighbour_frames(T, 4)) >= 1)
+    moving = moving_pixels(frames, depth, supported, w2c, K)
+    valid, supported = valid & ~moving, supported & ~moving
+    note = (f"{mode} at {working_size[0]}x{working_size[1]}: {100 * float(valid.float().mean()):.0f}% of pixels with a "
+            f"confident static depth, {100 * float(supported.float().mean()):.0f}% with a confirmed one, "
+            f"{100 * float(moving.float().mean()):.0f}% moving")
+    return SourceGeometry(depth, K, confidence, valid, supported, moving, mode, note)
 
 
 def _merge_learned(depth_model, frames: torch.Tensor, stereo: StereoDepth, w2c: torch.Tensor, K: torch.Tensor):
-    """Stereo depth where confident, the learned depth aligned to it elsewhere; validity re-checked between frames."""
+    """Stereo depth where confident, the learned depth aligned to it elsewhere; (depth, where the aligned learned
+    depth is confirmed by a neighbour frame)."""
     from .learned_depth import align_inverse_depth
 
     relative = depth_model.predict(frames)  # (T, H, W) relative inverse depth
     aligned = align_inverse_depth(relative, stereo.depth, stereo.valid)
     if aligned is None:
-        return stereo.depth, stereo.valid, stereo.confidence
+        return stereo.depth, torch.zeros_like(stereo.valid)
     depth = torch.where(stereo.valid, stereo.depth, aligned)
-    nb = neighbour_frames(frames.shape[0], 4)
-    consistent = depth_consistency(depth, w2c, K, nb) >= 1
-    confidence = torch.where(stereo.valid, stereo.confidence, consistent.float() * 0.5)
-    return depth, stereo.valid | consistent, confidence
+    confirmed = depth_consistency(depth, w2c, K, neighbour_frames(frames.shape[0], 4)) >= 1
+    return depth, confirmed & ~stereo.valid
 
 
 def scene_scale(geometry: SourceGeometry, reference: float = SCENE_DEPTH) -> float:
@@ -212,11 +218,10 @@ def scale_cameras(w2c: torch.Tensor, factor: float) -> torch.Tensor:
 
 def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1,
                  mask: torch.Tensor | None = None) -> RealTracks:
-    """Every valid pixel (on a ``grid_step`` grid) of every source frame as a static 3D track: its world point is
-    known at every frame, and seen (its colour readable) at the frames whose depth confirms it.
+    """Every supported pixel (on a ``grid_step`` grid) of every source frame as a static 3D track: its world point
+    is known at every frame, and seen (its colour readable) at the frames whose depth confirms it.
 
-    ``mask`` (T, H, W) bool replaces ``geometry.valid`` as the pixels to lift (references lift the filled depth
-    too).
+    ``mask`` (T, h, w) bool replaces ``geometry.supported`` as the pixels to lift (references lift every pixel).
 
     Returns:
         ``RealTracks`` in mode "stereo depth": points (1, T, N, 3) (the same point at every frame), known
@@ -225,7 +230,7 @@ def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1,
         h x w.
     """
     T, H, W = geometry.depth.shape
-    mask = geometry.valid if mask is None else mask
+    mask = geometry.supported if mask is None else mask
     sub = mask[:, grid_step // 2::grid_step, grid_step // 2::grid_step]  # (T, h, w)
     points = unproject_depth_map(geometry.depth.double(), source.w2c.double(), geometry.K.double())  # (T, h, w, 3)
     points = points[:, grid_step // 2::grid_step, grid_step // 2::grid_step][sub]  # (N, 3)
@@ -244,11 +249,11 @@ def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1,
 
 def _confirmed(xy: torch.Tensor, z: torch.Tensor, geometry: SourceGeometry, tolerance: float = 0.03) -> torch.Tensor:
     """(T, N) bool: frame t sees the point, i.e. it projects inside frame t at a depth within ``tolerance``
-    (relative) of frame t's valid depth there (nearest pixel)."""
+    (relative) of frame t's supported depth there (nearest pixel)."""
     T, H, W = geometry.depth.shape
     pix = (xy + 0.5).floor().long()
     inside = (pix[..., 0] >= 0) & (pix[..., 0] < W) & (pix[..., 1] >= 0) & (pix[..., 1] < H) & (z > 0)
     index = pix[..., 1].clamp(0, H - 1) * W + pix[..., 0].clamp(0, W - 1)
     there = geometry.depth.reshape(T, -1).gather(1, index).double()
-    valid = geometry.valid.reshape(T, -1).gather(1, index)
+    valid = geometry.supported.reshape(T, -1).gather(1, index)
     return inside & valid & ((there - z).abs() <= tolerance * z)

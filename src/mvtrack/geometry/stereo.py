@@ -29,6 +29,7 @@ from .cameras import camera_centers
 from .projection import project, unproject, unproject_depth_map
 
 GREY = (0.299, 0.587, 0.114)
+DISTINCT_PX = 2.0  # a rival minimum of the matching cost lies at least this far (pixels of disparity) from the best
 
 
 @dataclass
@@ -187,7 +188,7 @@ def plane_sweep_depth(
         costs[i] = guided_filter(grey, cost, radius, 1e-3, guide_stats)[:, 0]
 
     # 4. Best plane, refined by a parabola through its neighbours in inverse depth; confidence: how much lower the
-    #    best cost is than the best cost more than two planes away (a flat or repeated cost gives ~0)
+    #    best cost is than the best rival's, away from it (a flat or repeated cost gives ~0)
     best = costs.argmin(0)  # (T, H, W)
     c0 = costs.gather(0, best[None])[0]
     cm = costs.gather(0, (best - 1).clamp_min(0)[None])[0]
@@ -197,8 +198,14 @@ def plane_sweep_depth(
     offset = torch.where((curvature > 1e-6) & ~edge, (cm - cp) / (2 * curvature), torch.zeros_like(c0)).clamp(-0.5, 0.5)
     inverse = inv[best] + offset * (inv[1] - inv[0])
     depth = 1 / inverse.clamp_min(1 / far)
+    # planes within DISTINCT_PX of disparity of the best one (for the reference's widest neighbour) are its own
+    # minimum, not a rival: the window is in pixels, so the confidence does not depend on how finely planes are spaced
+    baseline = (camera_centers(w2c[nb].double()) - camera_centers(w2c.double())[:, None]).norm(dim=-1).amax(1)  # (T,)
+    step_px = (K[:, 0, 0].double() * baseline * float(inv[1] - inv[0])).float()  # disparity between two planes
+    window_planes = (DISTINCT_PX / step_px.clamp_min(1e-9)).ceil().clamp(1, num_planes // 4)  # (T,)
     planes = torch.arange(num_planes, device=device)[:, None, None, None]
-    second = torch.where((planes - best[None]).abs() > 2, costs, torch.full_like(costs, 2.0)).amin(0)
+    rival = (planes - best[None]).abs() > window_planes.to(device)[None, :, None, None]
+    second = torch.where(rival, costs, torch.full_like(costs, 2.0)).amin(0)
     confidence = torch.where(edge, torch.zeros_like(c0), ((second - c0) / 0.25).clamp(0, 1))
 
     # 5. Consistency between frames (geometric check of the depth maps against each other)

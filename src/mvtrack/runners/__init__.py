@@ -1,22 +1,16 @@
-"""Runners: glue that runs a pipeline on data and scores it (``mvtrack demo``; later ``mvtrack bench``)."""
+"""Runners: library functions that run a pipeline on data and score it (``generate``, ``demo``, ``bench``, ``eval``);
+the CLI is a thin layer over them."""
 
-from .generate import (
-    check_generation_size,
-    default_intrinsics,
-    load_frames,
-    load_frames_cropped,
-    source_cameras,
-    target_cameras,
-)
+from .generate import SourceInputs, check_generation_size, image_to_video, prepare_source, rerender_video, target_views
 from .rerender import RerenderSettings, rerender_heldout
 
 __all__ = [
     "RerenderSettings",
+    "SourceInputs",
     "check_generation_size",
-    "default_intrinsics",
-    "load_frames",
-    "load_frames_cropped",
+    "image_to_video",
+    "prepare_source",
     "rerender_heldout",
-    "source_cameras",
-    "target_cameras",
+    "rerender_video",
+    "target_views",
 ]

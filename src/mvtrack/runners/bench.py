@@ -68,6 +68,7 @@ class BenchConfig:
     camera_motions: tuple = TRANSLATING_MOTIONS
     groups: list = field(default_factory=list)
     observed: str = "rerender"  # rerender | joint | i2v (joint and i2v: every view generated, scored in pairs)
+    reference_methods = REFERENCE_METHODS
 
     def __post_init__(self):
         safe_name(self.name, "BenchConfig.name")
@@ -95,6 +96,20 @@ class BenchConfig:
             raise ValueError(f"{path}: expected a mapping with keys among {sorted(names)}, got {raw!r:.200}")
         return cls(**raw)
 
+    def num_clips(self) -> int:
+        return sum(g.clips for g in self.groups)
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.num_clips()} clips, {self.views} views x {self.frames} frames, "
+                f"{self.height}x{self.width}, {self.observed}")
+
+    def write_ground_truth(self, out_dir: str | Path, progress: Callable[[], None] | None = None) -> Path:
+        return write_ground_truth(self, out_dir, progress)
+
+    def write_predictions(self, out_dir: str | Path, method: str = "model", pipe=None, steps: int = 25, seed: int = 0,
+                          progress=None, sensitivity: bool = False, views_per_group=None, model_dir=None):
+        return write_predictions(self, out_dir, method, pipe, steps, seed, progress, sensitivity, views_per_group)
+
     def clip_configs(self, source_tracks: bool = False) -> list[tuple[str, SynthConfig]]:
         """(group name, engine config) of every clip of the split, in order; ``source_tracks``: with
         ``SOURCE_TRACKS`` tracks queried in view 0 instead of the split's annotation tracks (same clips)."""
@@ -106,6 +121,33 @@ class BenchConfig:
                               **tracks)
             out += [(g.name, cfg)] * g.clips
         return out
+
+
+def load_split(path: str | Path, raw: dict | None = None):
+    """A split config: a synthetic ``BenchConfig``, or a ``RealSplit`` (a mapping with ``root:``, a folder of
+    RealEstate10K-format clips, relative to the config file). ``raw``: the mapping, already read from ``path``."""
+    from .real_bench import RealSplit
+
+    path = Path(path)
+    if raw is None:
+        if not path.is_file():
+            raise FileNotFoundError(f"benchmark config: no file at {path}")
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if isinstance(raw, dict) and "root" in raw:
+        names = {f.name for f in fields(RealSplit)} - {"views", "observed", "reference_methods"}
+        if set(raw) - names:
+            raise ValueError(f"{path}: a real-footage split takes keys among {sorted(names)}, got {sorted(raw)}")
+        root = Path(str(raw["root"]))
+        return RealSplit(**{**raw, "root": str(root if root.is_absolute() else path.parent / root)})
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a mapping, got {raw!r:.200}")
+    names = {f.name for f in fields(BenchConfig)}
+    if set(raw) - names:
+        raise ValueError(f"{path}: expected a mapping with keys among {sorted(names)}, got {raw!r:.200}")
+    return BenchConfig(**raw)
 
 
 def render_split(config: BenchConfig, source_tracks: bool = False) -> list[tuple[str, MultiViewClip]]:
@@ -255,8 +297,11 @@ class MethodSpec:
 
     def __post_init__(self):
         safe_name(self.name, "methods[].name")
-        if self.model is None and self.name not in REFERENCE_METHODS:
-            raise ValueError(f"methods[{self.name}]: expected a reference method {REFERENCE_METHODS} or a model "
+        from .real_bench import REAL_REFERENCE_METHODS
+
+        if self.model is None and self.name not in REFERENCE_METHODS + REAL_REFERENCE_METHODS:
+            raise ValueError(f"methods[{self.name}]: expected a reference method "
+                             f"{tuple(dict.fromkeys(REFERENCE_METHODS + REAL_REFERENCE_METHODS))} or a model "
                              f"directory (model: ...)")
         if not self.seeds or not all(isinstance(x, int) for x in self.seeds):
             raise ValueError(f"methods[{self.name}].seeds: expected a non-empty list of integers, got {self.seeds!r}")
@@ -286,14 +331,14 @@ class BenchRun:
         except yaml.YAMLError as e:
             raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(raw, dict) or "methods" not in raw:
-            return cls(BenchConfig.from_yaml(path), [])
+            return cls(load_split(path, raw), [])
         if set(raw) - {"split", "methods"}:
             raise ValueError(f"{path}: expected keys split and methods, got {sorted(raw)}")
         split = raw.get("split")
         if isinstance(split, str):
-            split = BenchConfig.from_yaml(path.parent / split if not Path(split).is_absolute() else split)
+            split = load_split(path.parent / split if not Path(split).is_absolute() else split)
         elif isinstance(split, dict):
-            split = BenchConfig(**split)
+            split = load_split(path, split)
         else:
             raise ValueError(f"{path}: split: expected a path or a mapping, got {split!r:.100}")
         methods = raw["methods"]
@@ -365,9 +410,13 @@ def run_bench(
     cfg = run.split
     settings = copy.copy(settings or EvalSettings())
     settings.mode = "rerender" if cfg.observed == "rerender" else "joint"
-    total = len(cfg.clip_configs())
+    total = cfg.num_clips()
+    for spec in run.methods:
+        if spec.model is None and spec.name not in cfg.reference_methods:
+            raise ValueError(f"method {spec.name}: not a reference row of split {cfg.name} (its rows: "
+                             f"{', '.join(cfg.reference_methods)})")
     tick = (lambda desc: progress(desc, total)) if progress else (lambda desc: (lambda *a: None))
-    gt = write_ground_truth(cfg, out / "gt" / cfg.name, progress=tick(f"ground truth ({cfg.name})"))
+    gt = cfg.write_ground_truth(out / "gt" / cfg.name, progress=tick(f"ground truth ({cfg.name})"))
     rows = {}
     for spec in run.methods:
         pipe = None
@@ -379,10 +428,10 @@ def run_bench(
         for seed in seeds:
             d = out / spec.name / (f"seed_{seed}" if len(seeds) > 1 else "")
             kind = "model" if spec.model is not None else spec.name
-            pred = write_predictions(cfg, d / "pred", kind, pipe=pipe, steps=spec.steps, seed=seed,
-                                     progress=tick(f"{spec.name} seed {seed}: predicting"),
-                                     sensitivity=spec.sensitivity and pipe is not None,
-                                     views_per_group=spec.views_per_group)
+            pred = cfg.write_predictions(d / "pred", kind, pipe=pipe, steps=spec.steps, seed=seed,
+                                         progress=tick(f"{spec.name} seed {seed}: predicting"),
+                                         sensitivity=spec.sensitivity and pipe is not None,
+                                         views_per_group=spec.views_per_group, model_dir=spec.model)
             if isinstance(pred, tuple):
                 pred, scores = pred
                 sens += scores
@@ -399,8 +448,13 @@ def run_bench(
         rows[spec.name] = aggregate_seeds(summaries, seeds, sens)
         rows[spec.name]["skipped"] = skipped
     out.mkdir(parents=True, exist_ok=True)
-    head = (f"Split `{cfg.name}`: {total} clips, {cfg.views} views x {cfg.frames} frames, {cfg.height}x{cfg.width}, "
-            f"{cfg.observed}; matcher {settings.matcher}.\n\n")
+    head = f"Split `{cfg.describe()}`; matcher {settings.matcher}.\n\n"
+    if cfg.observed == "rerender":  # source | each method | truth, one clip a row (the first seed of each)
+        from .real_bench import write_contact_sheet
+
+        firsts = {spec.name: out / spec.name / (f"seed_{spec.seeds[0]}" if spec.model is not None
+                                                and len(spec.seeds) > 1 else "") / "pred" for spec in run.methods}
+        write_contact_sheet(out / "contact_sheet.png", gt, firsts)
     (out / "summary.md").write_text(head + markdown_table(rows))
     (out / "summary.json").write_text(json.dumps(rows, indent=1, allow_nan=True))
     return rows

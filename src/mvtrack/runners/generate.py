@@ -1,30 +1,42 @@
-"""Inputs of ``mvtrack generate``: frames from a video file or a folder, cameras from files or named
-trajectories, and the grid of results."""
+"""Re-render a user's video along new cameras: the library behind ``mvtrack generate`` (and the real-footage
+benchmark's model rows), so a Python user gets the same thing in a few lines::
+
+    from mvtrack.data import load_source
+    from mvtrack.pipelines import MultiViewPipeline
+    from mvtrack.runners.generate import prepare_source, rerender_video
+
+    pipe = MultiViewPipeline.from_model("weights/mvtrack-S")
+    source = load_source("clip.mp4", (64, 64), 8, cameras="clip.txt")
+    inputs = prepare_source(source, pipe.transformer)          # geometry, scene scale, dense tracks
+    videos = rerender_video(pipe, inputs, ["orbit:15", "dolly:0.5"])   # one (T, 3, H, W) video per target
+
+What happens to a source, in order: cameras from its file, or estimated by structure from motion when there is
+none (else a static default camera, and the model runs camera-only); dense depth of its own frames by multi-view
+stereo (or a depth file; optionally completed by a learned depth model); the scene scaled so that its median depth
+is the one the model was trained at; every confirmed static pixel a 3D track for a Track2View model.
+"""
 
 from __future__ import annotations
 
-import math
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 
-from mvtrack.geometry import (
-    c2w_to_w2c,
-    from_spec,
-    invert_rigid,
-    make_intrinsics,
-    read_re10k,
-    resize_intrinsics,
-    w2c_to_c2w,
+from mvtrack.data import PairedTracks, RealTracks, load_tracks3d
+from mvtrack.data.real_tracks import points_tracks
+from mvtrack.data.source import Source, crop_inverse, target_cameras
+from mvtrack.data.source_geometry import (
+    SCENE_DEPTH,
+    SourceGeometry,
+    dense_tracks,
+    estimate_geometry,
+    scale_cameras,
+    scene_scale,
 )
-from mvtrack.viz import read_video
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-# FFmpeg "decodes" almost anything (a text file becomes frames of rendered text), so the suffix decides
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv")
 MAX_SIDE = 4096  # pixels per side of a generated frame
 MAX_FRAMES = 1024
 # Rough working memory of sampling per generated pixel (video, rays, latents, activations; float32), used to
@@ -61,184 +73,194 @@ def check_generation_size(views: int, frames: int, size: tuple[int, int], memory
         )
 
 
-def center_crop_box(source: tuple[int, int], size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(y0, x0, h, w)``: the largest centred window of a ``source = (H0, W0)`` frame with the aspect ratio of
-    ``size = (H, W)``; resizing it to ``size`` keeps the scene's proportions."""
-    (H0, W0), (H, W) = source, size
-    if H0 * W >= W0 * H:  # source taller than the target: crop rows
-        h, w = max(1, round(W0 * H / W)), W0
-    else:
-        h, w = H0, max(1, round(H0 * W / H))
-    return (H0 - h) // 2, (W0 - w) // 2, h, w
+def model_scene_depth(model_dir: str | Path | None) -> float:
+    """The median source depth a model was trained at (``mvtrack.json`` ``scene.median_depth``), else the engine's
+    (``SCENE_DEPTH``): real scenes are scaled to it."""
+    meta = Path(model_dir) / "mvtrack.json" if model_dir is not None else None
+    if meta is not None and meta.is_file():
+        scene = json.loads(meta.read_text()).get("scene", {})
+        if isinstance(scene, dict) and isinstance(scene.get("median_depth"), (int, float)) and scene["median_depth"] > 0:
+            return float(scene["median_depth"])
+    return SCENE_DEPTH
 
 
-def crop_intrinsics(K: torch.Tensor, box: tuple[int, int, int, int], size: tuple[int, int]) -> torch.Tensor:
-    """Pixel intrinsics ``(..., 3, 3)`` of a source frame after cutting ``box`` and resizing it to ``size``."""
-    y0, x0, h, w = box
-    out = K.clone()
-    out[..., 0, 2] = K[..., 0, 2] - x0
-    out[..., 1, 2] = K[..., 1, 2] - y0
-    return resize_intrinsics(out, size[1] / w, size[0] / h)
+def estimate_source_cameras(source: Source, seed: int = 0) -> Source:
+    """The source with cameras estimated by structure from motion (pycolmap, focal lengths refined from the source's
+    default field of view) when it came without a camera file; unchanged, with ``note`` saying why, when the
+    reconstruction fails (a static or rotating camera, too little texture)."""
+    from mvtrack.geometry.sfm import estimate_trajectory
+
+    if source.cameras != "default":
+        return source
+    window_crop = source.crop.resized(source.window.shape[1:3])
+    K_window = window_crop.intrinsics(source.K_full[0])  # the default guess, in the window's pixels
+    est = estimate_trajectory(source.window, K_window.double().numpy(), refine_focal=True, seed=seed)
+    if not est.ok:
+        return source.with_cameras(source.w2c, source.K_full, "default",
+                                   f"no camera file, and structure from motion found no cameras ({est.failure}): a "
+                                   "static default camera, no depth")
+    w2c = torch.linalg.inv(torch.from_numpy(est.c2w)).float()
+    K_full = crop_inverse(torch.from_numpy(est.info["K"]).float().expand(source.num_frames, 3, 3), window_crop)
+    return source.with_cameras(w2c, K_full, "estimated",
+                               f"cameras estimated by structure from motion ({est.registered} frames, {est.points} "
+                               f"points, {est.reprojection_px:.2f} px)")
 
 
-def load_frames(path: str | Path, num_frames: int, size: tuple[int, int]) -> torch.Tensor:
-    """The first ``num_frames`` frames of a video file, an image, or a folder of images (sorted by name),
-    centre-cropped to the aspect ratio of ``size = (H, W)`` and resized to it (``load_frames_cropped`` also
-    returns the source size and the crop, which intrinsics of the source need).
+@dataclass
+class SourceInputs:
+    """A source prepared for a model: ``source`` with its cameras scaled by ``scale`` into the model's scene units,
+    its ``geometry`` (depth in those units) and the 3D ``tracks`` a Track2View model is given (None for other
+    models, or when no depth could be found); ``notes``: what was done, for the user."""
 
-    Returns:
-        (T, 3, H, W) float in [0, 1].
-    """
-    return load_frames_cropped(path, num_frames, size)[0]
+    source: Source
+    scale: float
+    geometry: SourceGeometry | None
+    tracks: RealTracks | None
+    notes: list
 
-
-def load_frames_cropped(path: str | Path, num_frames: int, size: tuple[int, int]):
-    """``(frames (T, 3, H, W) in [0, 1], source size (H0, W0), crop box (y0, x0, h, w))``; see ``load_frames``."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"frames {path}: not found")
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"frames {path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
-        frames = [_read_image(p) for p in files[:num_frames]]
-    elif path.suffix.lower() in IMAGE_SUFFIXES:
-        frames = [_read_image(path)]
-    elif path.suffix.lower() in VIDEO_SUFFIXES:
-        frames = list(read_video(path)[:num_frames])
-    else:
-        raise ValueError(f"frames {path}: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image "
-                         f"({', '.join(IMAGE_SUFFIXES)}) or a folder of images")
-    if len(frames) < num_frames:
-        raise ValueError(f"frames {path}: expected at least {num_frames} frames, got {len(frames)}")
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:
-        raise ValueError(f"frames {path}: expected frames of one size, got {sorted(shapes)}")
-    H, W = size
-    source = frames[0].shape[:2]
-    y0, x0, h, w = box = center_crop_box(source, size)
-    resized = np.stack([cv2.resize(np.ascontiguousarray(f[y0 : y0 + h, x0 : x0 + w]), (W, H),
-                                   interpolation=cv2.INTER_AREA) for f in frames])  # (T, H, W, 3)
-    return torch.from_numpy(resized).permute(0, 3, 1, 2).float() / 255, source, box
+    def paired(self, w2c: torch.Tensor, K: torch.Tensor) -> PairedTracks | None:
+        """The tracks paired with the cameras ``w2c (1, V, T, 4, 4)``, ``K (1, V, T, 3, 3)`` (view 0 the source, in
+        the scaled scene), or None."""
+        return None if self.tracks is None else self.tracks.paired(w2c, K, self.source.size)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"image {path}: cannot be decoded")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def default_intrinsics(num_frames: int, size: tuple[int, int], fov_degrees: float) -> torch.Tensor:
-    """(T, 3, 3) pixel intrinsics of a centred pinhole with horizontal field of view ``fov_degrees``."""
-    if not (math.isfinite(fov_degrees) and 0 < fov_degrees < 180):
-        raise ValueError(f"--fov {fov_degrees}: expected a horizontal field of view between 0 and 180 degrees "
-                         "(exclusive)")
-    H, W = size
-    f = (W / 2) / math.tan(math.radians(fov_degrees) / 2)
-    K = make_intrinsics(torch.tensor(f), torch.tensor(f), torch.tensor((W - 1) / 2), torch.tensor((H - 1) / 2))
-    return K.expand(num_frames, 3, 3).clone()
-
-
-def source_cameras(
-    path: str | Path | None,
-    num_frames: int,
-    size: tuple[int, int],
-    fov_degrees: float,
-    crop: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None,
-    mirrored: str = "relative",
-):
-    """``(w2c (T, 4, 4), K (T, 3, 3))`` from a RealEstate10K file, or a static identity camera if ``path`` is None.
-
-    ``crop = (source size (H0, W0), box)`` from ``load_frames_cropped``: the file's intrinsics describe the whole
-    source frame, so they follow the centre crop. A file with a mirrored world is read relative to its first
-    camera (``mirrored="relative"``, see ``read_re10k``) or refused (``"error"``).
-    """
-    if path is None:
-        return torch.eye(4).expand(num_frames, 4, 4).clone(), default_intrinsics(num_frames, size, fov_degrees)
-    cams = read_re10k(path, mirrored=mirrored)
-    if len(cams) < num_frames:
-        raise ValueError(f"camera file {path}: expected at least {num_frames} frames, got {len(cams)}")
-    if crop is None:
-        K = cams.K(*size)
-    else:
-        K = crop_intrinsics(cams.K(*crop[0]), crop[1], size)
-    return cams.w2c[:num_frames].float(), K[:num_frames].float()
-
-
-def target_cameras(
-    spec: str,
-    source_w2c: torch.Tensor,
-    source_K: torch.Tensor,
-    size: tuple[int, int],
-    generator: torch.Generator | None = None,
-    absolute: bool = False,
-):
-    """A target view's ``(w2c, K)`` from a RealEstate10K file or a named trajectory (``orbit:30``).
-
-    A named trajectory starts at the source's first camera and keeps its intrinsics. A file's poses are taken
-    relative to its own first camera and placed at the source's first camera (its motion, not its world, is
-    what a file from another video can share), unless ``absolute``: then they are poses in the source's world,
-    as written. A file with a mirrored world can only be used relative (``read_re10k``).
-    """
-    T = source_w2c.shape[0]
-    if Path(spec).is_file():
-        cams = read_re10k(spec, mirrored="error" if absolute else "relative")
-        if len(cams) < T:
-            raise ValueError(f"target camera file {spec}: expected at least {T} frames, got {len(cams)}")
-        w2c = cams.w2c[:T].float()
-        if not absolute:
-            w2c = w2c @ invert_rigid(w2c[:1]) @ source_w2c[:1].float()
-        return w2c, cams.K(*size)[:T].float()
-    if "/" in spec or spec.endswith(".txt"):
-        raise FileNotFoundError(f"target camera file {spec}: not found")
-    c2w = from_spec(spec, w2c_to_c2w(source_w2c[0].double()), T, generator=generator)
-    return c2w_to_w2c(c2w).float(), source_K.clone()
-
-
-def conditioning_tracks(
-    model,
-    frames: torch.Tensor,
-    w2c: torch.Tensor,
-    K: torch.Tensor,
-    depth: str | Path | None = None,
+def prepare_source(
+    source: Source,
+    model=None,
+    model_dir: str | Path | None = None,
     tracks3d: str | Path | None = None,
-    cameras_known: bool = True,
-    crop: tuple[tuple[int, int], tuple[int, int, int, int]] | None = None,
+    depth_model=None,
+    estimate_cameras: bool = True,
     min_tracks: int = 16,
-) -> tuple[torch.Tensor | None, torch.Tensor | None, str]:
-    """The source's 3D tracks for a Track2View model, by the most honest means the inputs allow.
-
-    (d) a ``tracks3d`` or ``depth`` file; else (c) flow tracks triangulated with the source cameras when a camera
-    file gave them (a default static camera has no parallax to triangulate from); else none, and the model runs
-    camera-only. Models without a conditioner get none.
+    scale_scene: bool = True,
+) -> SourceInputs:
+    """Everything a source needs before sampling: cameras, geometry, scene scale, tracks (see the module docstring).
 
     Args:
-        model: the pipeline's transformer.
-        frames: (T, 3, H, W) source frames in [0, 1]; w2c: (T, 4, 4); K: (T, 3, 3) of the source.
-        crop: ``(source size, box)`` from ``load_frames_cropped``: a depth file at the video's own size (or
-            resized to it) is cut like the frames, then resized to (H, W) by nearest neighbour.
+        source: from ``load_source``.
+        model: the pipeline's transformer (tracks only for a model with a Track2View conditioner), or None.
+        model_dir: where the model came from (its ``mvtrack.json`` gives the scene depth it was trained at).
+        tracks3d: a file of the source's 3D tracks (``load_tracks3d``) in its camera file's world, instead of stereo.
+        depth_model: a ``LearnedDepth`` completing the stereo depth, or None.
+        estimate_cameras: run structure from motion when the source has no camera file.
+        min_tracks: fewer usable tracks than this and the model runs camera-only.
+        scale_scene: scale the scene to the model's depth (False: keep the camera file's units, as ``mvtrack tracks``
+            writes them).
 
     Returns:
-        points (1, T, N, 3), known (1, T, N) (both None without tracks) and a sentence saying what was used.
+        ``SourceInputs``.
     """
-    from mvtrack.data import load_depth, source_tracks
+    notes = []
+    if estimate_cameras and source.cameras == "default":
+        source = estimate_source_cameras(source)
+    if source.note:
+        notes.append(source.note)
+    wants_tracks = model is None or getattr(model, "conditioner", None) is not None
+    geometry = None
+    if source.cameras != "default" or source.depth is not None:
+        geometry = estimate_geometry(source, depth_model=depth_model)
+        notes.append(geometry.note)
+    scale = 1.0
+    if scale_scene and geometry is not None and geometry.valid.any():
+        scale = scene_scale(geometry, model_scene_depth(model_dir))
+        notes.append(f"scene scaled by {scale:.3g} (median depth {geometry.median_depth():.3g} -> "
+                     f"{model_scene_depth(model_dir):.3g}, the model's)")
+        geometry = geometry.scaled(scale)
+    scaled = source.with_cameras(scale_cameras(source.w2c, scale), source.K_full, source.cameras, source.note)
+    tracks = None
+    if wants_tracks:
+        if tracks3d is not None:
+            points, known = load_tracks3d(tracks3d, source.num_frames)
+            tracks = points_tracks(points * scale, known, scaled.w2c, scaled.K, source.size)
+        elif geometry is not None:
+            tracks = dense_tracks(scaled, geometry)
+        usable = 0 if tracks is None else int(tracks.known.any(1).sum())
+        if usable < min_tracks:
+            notes.append(f"only {usable} source tracks could be placed in 3D: running without tracks (camera-only)")
+            tracks = None
+        else:
+            notes.append(f"Track2View tracks: {usable} source points in 3D ({tracks.mode})")
+    return SourceInputs(scaled, scale, geometry, tracks, notes)
 
-    if getattr(model, "conditioner", None) is None:
-        if depth is not None or tracks3d is not None:
-            return None, None, "this model has no track conditioner: --depth / --tracks3d are ignored"
-        return None, None, ""
-    if depth is None and tracks3d is None and not cameras_known:
-        return None, None, ("no --cameras, --depth or --tracks3d: the source's 3D tracks cannot be recovered, so "
-                            "this Track2View model runs without tracks (camera-only)")
-    if depth is not None and crop is not None:
-        (H0, W0), (y0, x0, h, w) = crop
-        full = load_depth(depth, frames.shape[0], H0, W0)[:, y0 : y0 + h, x0 : x0 + w]  # (T, h, w)
-        depth = torch.nn.functional.interpolate(full[:, None], size=frames.shape[-2:], mode="nearest")[:, 0]
-    found = source_tracks(frames, w2c, K, depth=depth, tracks3d=tracks3d, grid_step=2)  # about as dense as training
-    points, known, mode = found
-    usable = int(known.any(1).sum())
-    if usable < min_tracks:
-        return None, None, (f"only {usable} source tracks could be placed in 3D ({mode}): running without tracks "
-                            "(camera-only); a --depth or --tracks3d file gives more")
-    return points, known, f"Track2View tracks: {usable} source tracks in 3D ({mode})"
+
+def target_views(inputs: SourceInputs, specs: list[str], seed: int = 0, absolute: bool = False):
+    """``(w2c (T, 4, 4), K (T, 3, 3))`` of each target spec (``data.source.target_cameras``) in the scaled scene:
+    files follow the source's crop and scale; orbits and arcs turn about the scene's median depth."""
+    out = []
+    depth = inputs.geometry.median_depth() if inputs.geometry is not None and inputs.geometry.valid.any() else None
+    for i, spec in enumerate(specs):
+        generator = torch.Generator().manual_seed(seed + i)
+        is_file = Path(spec).is_file()
+        w2c, K = target_cameras(spec, inputs.source, generator, absolute, center_depth=depth)
+        if is_file and absolute:  # poses written in the file's (unscaled) world
+            w2c = scale_cameras(w2c, inputs.scale)
+        elif is_file:  # relative motion of a file: its translations in its own units, scaled like the source's
+            rel = w2c @ torch.linalg.inv(inputs.source.w2c[:1])
+            w2c = scale_cameras(rel, inputs.scale) @ inputs.source.w2c[:1]
+        out.append((w2c, K))
+    return out
+
+
+def rerender_video(
+    pipe,
+    inputs: SourceInputs,
+    targets: list,
+    steps: int = 25,
+    seed: int = 0,
+    joint: bool = False,
+    views_per_group: int | None = None,
+    progress=None,
+    **prompt,
+) -> list[torch.Tensor]:
+    """Generate one video per target view of a prepared source.
+
+    Args:
+        pipe: a ``MultiViewPipeline``.
+        inputs: ``prepare_source``'s result.
+        targets: target specs (``target_views``) or ``(w2c, K)`` pairs already in the scaled scene.
+        joint: all targets in one generation (mutually consistent; ``views_per_group`` for CVD's collaborative
+            groups), else one (source, target) pair at a time.
+        progress: called with no argument after each generation.
+        prompt: ``prompt``, ``negative_prompt``, ``guidance_scale`` for a model with a text encoder.
+
+    Returns:
+        videos: one (T, 3, H, W) tensor in [0, 1] per target, on the CPU.
+    """
+    src = inputs.source
+    cams = target_views(inputs, targets) if targets and isinstance(targets[0], str) else list(targets)
+    groups = [list(range(len(cams)))] if joint else [[i] for i in range(len(cams))]
+    generated = [None] * len(cams)
+    for group in groups:
+        w2c = torch.stack([src.w2c] + [cams[i][0] for i in group])[None]  # (1, V, T, 4, 4)
+        K = torch.stack([src.K] + [cams[i][1] for i in group])[None]
+        video = torch.zeros(1, len(group) + 1, *src.frames.shape)
+        video[0, 0] = src.frames
+        result = pipe(w2c, K, video, "rerender", num_inference_steps=steps,
+                      generator=torch.Generator().manual_seed(seed), tracks=inputs.paired(w2c, K),
+                      views_per_group=views_per_group, **prompt).video[0].cpu()
+        for j, i in enumerate(group):
+            generated[i] = result[j + 1]
+        if progress is not None:
+            progress()
+    return generated
+
+
+def image_to_video(pipe, image: Source, targets: list, num_frames: int, steps: int = 25, seed: int = 0,
+                   views_per_group: int | None = None, **prompt) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Every view generated from a first frame (EXPERIMENTAL: no shipped model was trained for it): the first
+    camera's video (its frame 0 is ``image``) and one video per target spec, all (T, 3, H, W) in [0, 1]."""
+    frames = torch.zeros(num_frames, 3, *image.size)
+    frames[0] = image.frames[0]
+    still = Source(frames, image.w2c[:1].expand(num_frames, 4, 4).clone(), image.K[:1].expand(num_frames, 3, 3).clone(),
+                   image.crop, image.window, image.K_full[:1].expand(num_frames, 3, 3).clone(), image.cameras)
+    inputs = SourceInputs(still, 1.0, None, None, [])
+    cams = target_views(inputs, targets, seed)
+    w2c = torch.stack([still.w2c] + [c[0] for c in cams])[None]
+    K = torch.stack([still.K] + [c[1] for c in cams])[None]
+    video = torch.zeros(1, len(cams) + 1, *frames.shape)
+    video[0, 0] = frames
+    observed = torch.zeros(1, len(cams) + 1, num_frames, dtype=torch.bool)
+    observed[0, 0, 0] = True
+    result = pipe(w2c, K, video, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
+                  views_per_group=views_per_group, **prompt).video[0].cpu()
+    return result[0], list(result[1:])
