@@ -60,7 +60,7 @@ def test_real_split_scores_references_and_a_model(tmp_path, folder, task):
 
 
 def test_real_split_config_errors_name_the_key(tmp_path, folder):
-    for extra, message in [({"task": "sideways"}, "task: expected one of ('near', 'far')"),
+    for extra, message in [({"task": "sideways"}, "task: expected one of ('near', 'far', 'own')"),
                            ({"frames": 2}, "frames: expected an integer >= 4"),
                            ({"colour": "red"}, "a real-footage split takes keys among")]:
         with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)")):

@@ -120,9 +120,9 @@ def test_carried_frames_read_each_static_point_from_its_colour_frame():
     seen = torch.tensor([True, True, False]).reshape(1, 3, 1)
     target = torch.ones(1, 3, 1, dtype=torch.bool)
     frame = torch.tensor([1, 1, 0]).reshape(1, 3, 1)
-    total, mass = carry_frames(frames, xy, seen, xy, target, frame)
+    total, mass, _ = carry_frames(frames, xy, seen, xy, target, frame)
     assert (total / mass.clamp_min(1e-6))[0, :, 0, 1, 1].tolist() == [1.0, 1.0, 0.0]
-    total, mass = carry_frames(frames, xy, seen, xy, target)  # same frame: frame 2 is not seen, nothing lands
+    total, mass, _ = carry_frames(frames, xy, seen, xy, target)  # same frame: frame 2 is not seen, nothing lands
     assert mass[0, :, 0, 1, 1].tolist() == [1.0, 1.0, 0.0]
 
 

@@ -74,7 +74,9 @@ def test_stereo_geometry_of_a_source_and_its_scene_scale(tmp_path):
     assert scale * geometry.median_depth() == pytest.approx(SCENE_DEPTH)
     tracks = dense_tracks(source, geometry)
     N = tracks.points.shape[2]
-    assert N == int(geometry.supported.sum()) and tracks.known.all() and tracks.static.all()
+    assert N == 8 * 64 * 64 and tracks.known.all() and tracks.static.all()  # every pixel of the depth maps
+    assert (tracks.weight == 1).sum() == geometry.supported.sum() and (tracks.weight < 1).sum() == (~geometry.supported).sum()
+    assert dense_tracks(source, geometry, everywhere=False).points.shape[2] == int(geometry.supported.sum())
     assert (tracks.points[0] == tracks.points[0, :1]).all()  # static: one position at every frame
     assert tracks.seen[0, tracks.origin, torch.arange(N)].all()  # each point is seen by the frame it came from
 

@@ -47,6 +47,7 @@ class RealTracks:
         (seen = known); origin: (N,) long, the frame each static point was lifted from (mode "stereo depth").
     cell: the z-buffer cell (pixels of the source's size) that ``paired`` uses, or None (``zbuffer_visible``'s
         default): the footprint of one lifted pixel, a fraction of a pixel for depth maps finer than the source.
+    weight: (N,) how much each track counts in a splat (a confirmed depth 1, an interpolated one less), or None.
 
     Unpacks as ``points, known, mode = source_tracks(...)``. ``save`` writes an ``.npz`` whose ``points`` field
     ``load_tracks3d`` (``mvtrack tracks --tracks3d``) reads back.
@@ -64,6 +65,7 @@ class RealTracks:
     seen: torch.Tensor | None = None
     origin: torch.Tensor | None = None
     cell: float | None = None
+    weight: torch.Tensor | None = None
 
     def __iter__(self):
         return iter((self.points, self.known, self.mode))
@@ -73,7 +75,7 @@ class RealTracks:
         arrays = {"points": self.points[0], "known": self.known[0], "tracks": self.tracks, "visible": self.visible,
                   "queries": self.queries, "residual": self.residual, "static": self.static,
                   "triangulable": self.triangulable, "seen": None if self.seen is None else self.seen[0],
-                  "origin": self.origin}
+                  "origin": self.origin, "weight": self.weight}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, mode=np.array(self.mode), **{k: v.cpu().numpy() for k, v in arrays.items() if v is not None})
@@ -95,9 +97,14 @@ class RealTracks:
         from .paired import paired_tracks
 
         if self.origin is None:
-            return paired_tracks(self.points, self.known, w2c, K, size, source, self.cell, seen=self.seen)
-        return paired_tracks(self.points, self.known, w2c, K, size, source, self.cell, seen=self.seen,
-                             static=self.static[None], origin=self.origin[None])
+            paired = paired_tracks(self.points, self.known, w2c, K, size, source, self.cell, seen=self.seen)
+        else:
+            paired = paired_tracks(self.points, self.known, w2c, K, size, source, self.cell, seen=self.seen,
+                                   static=self.static[None], origin=self.origin[None])
+        if self.weight is not None:
+            weight = self.weight.to(paired.tracks.dtype).expand(paired.visible.shape)
+            paired.weight = weight if paired.weight is None else paired.weight * weight
+        return paired
 
     def summary(self) -> dict:
         """Counts for a one-line report: tracks, known points, and in triangulated mode static / dynamic /

@@ -35,6 +35,9 @@ SCENE_DEPTH = 8.0
 FLOW_CHECK_PX = 1.0
 MOVING_PX = 2.0
 MOVING_RATIO = 0.25
+# How much a track of interpolated depth (not confirmed by any frame) counts against a confirmed one: it shows where
+# nothing else lands, and is outweighed wherever something does
+FILLED_WEIGHT = 0.05
 
 
 @dataclass
@@ -216,24 +219,25 @@ def scale_cameras(w2c: torch.Tensor, factor: float) -> torch.Tensor:
     return out
 
 
-def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1,
-                 mask: torch.Tensor | None = None) -> RealTracks:
-    """Every supported pixel (on a ``grid_step`` grid) of every source frame as a static 3D track: its world point
-    is known at every frame, and seen (its colour readable) at the frames whose depth confirms it.
-
-    ``mask`` (T, h, w) bool replaces ``geometry.supported`` as the pixels to lift (references lift every pixel).
+def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1, everywhere: bool = True) -> RealTracks:
+    """Every pixel (on a ``grid_step`` grid) of every source frame as a static 3D track: its world point is known at
+    every frame, and seen (its colour readable) at the frames whose supported depth confirms it. A supported pixel
+    counts with weight 1, any other (completed depth: a textureless wall, an occlusion edge) with ``FILLED_WEIGHT``:
+    it fills where nothing better lands. ``everywhere=False``: the supported pixels only.
 
     Returns:
         ``RealTracks`` in mode "stereo depth": points (1, T, N, 3) (the same point at every frame), known
-        (1, T, N) all True, seen (1, T, N), static (N,) all True, tracks (T, N, 2) its projections into the source
-        at the source's (model's) size, visible = seen. N is about T x h x w x coverage / grid_step^2 for maps of
-        h x w.
+        (1, T, N) all True, seen (1, T, N), static (N,) all True, origin (N,), weight (N,), tracks (T, N, 2) its
+        projections into the source at the source's (model's) size, visible = seen. N = T x h x w / grid_step^2 for
+        maps of h x w (times the supported share without ``everywhere``).
     """
     T, H, W = geometry.depth.shape
-    mask = geometry.supported if mask is None else mask
-    sub = mask[:, grid_step // 2::grid_step, grid_step // 2::grid_step]  # (T, h, w)
+    step = slice(grid_step // 2, None, grid_step)
+    lifted = torch.ones_like(geometry.supported) if everywhere else geometry.supported
+    sub = lifted[:, step, step]  # (T, h, w)
     points = unproject_depth_map(geometry.depth.double(), source.w2c.double(), geometry.K.double())  # (T, h, w, 3)
-    points = points[:, grid_step // 2::grid_step, grid_step // 2::grid_step][sub]  # (N, 3)
+    points = points[:, step, step][sub]  # (N, 3)
+    weight = torch.where(geometry.supported[:, step, step][sub], 1.0, FILLED_WEIGHT)
     N = points.shape[0]
     xy, z = project(points[None].expand(T, N, 3), source.w2c.double(), geometry.K.double())  # (T, N, 2), (T, N)
     seen = _confirmed(xy, z, geometry)  # (T, N)
@@ -244,7 +248,7 @@ def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1,
     pts = points.float()[None].expand(T, N, 3)
     return RealTracks(pts[None].contiguous(), known[None], MODES[3], xy.float(), seen, seen=seen[None],
                       static=torch.ones(N, dtype=torch.bool), origin=origin,
-                      cell=grid_step * source.size[1] / geometry.depth.shape[-1])
+                      cell=grid_step * source.size[1] / geometry.depth.shape[-1], weight=weight)
 
 
 def _confirmed(xy: torch.Tensor, z: torch.Tensor, geometry: SourceGeometry, tolerance: float = 0.03) -> torch.Tensor:

@@ -139,7 +139,8 @@ def track_splat(source: np.ndarray, source_xy: np.ndarray, target_xy: np.ndarray
     xy_s, xy_t = (torch.tensor(np.asarray(x, np.float32))[None] for x in (source_xy, target_xy))
     ones = torch.ones(1, T, xy_s.shape[2], dtype=torch.bool)
     frame = None if source_frame is None else torch.tensor(np.asarray(source_frame, np.int64))[None]
-    total, mass = carry_frames(frames, xy_s, ones, xy_t, ones, frame, torch.tensor(np.asarray(weight, np.float32))[None])
+    total, mass, _ = carry_frames(frames, xy_s, ones, xy_t, ones, frame,
+                                 torch.tensor(np.asarray(weight, np.float32))[None])
     return inpaint_holes((total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy(), (mass[0, :, 0] < 1e-3).numpy())
 
 

@@ -142,7 +142,9 @@ def carry_frames(
         weight: (B, F, N) optional extra weight per track and target frame.
 
     Returns:
-        total (B, F, C, H, W) and mass (B, F, 1, H, W): ``total / mass`` is the carried image where ``mass > 0``.
+        total (B, F, C, H, W) and mass (B, F, 1, H, W): ``total / mass`` is the carried image where ``mass > 0``;
+        coverage (B, F, 1, H, W): the mass of the same splat with every weight 1 (how much any track lands on a
+        pixel, however little it counts).
     """
     B, F, C, H, W = frames.shape
     N = source_xy.shape[-2]
@@ -155,9 +157,15 @@ def carry_frames(
     if source_frame is not None:
         values = values.gather(1, source_frame[..., None].expand(B, F, N, C))
         seen = seen.gather(1, source_frame)
-    w = (seen & target_visible).to(values.dtype)
-    if weight is not None:
-        w = w * weight.to(values.dtype)
-    total, mass = bilinear_splat(values.reshape(B * F, N, C), target_xy.reshape(B * F, N, 2), w.reshape(B * F, N),
-                                 (H, W))
-    return total.reshape(B, F, C, H, W), mass.reshape(B, F, 1, H, W)
+    landed = (seen & target_visible).to(values.dtype)
+    w = landed if weight is None else landed * weight.to(values.dtype)
+    if weight is not None:  # the weighted splat, and the mass of an unweighted one, in one scatter
+        wt = weight.to(values.dtype)[..., None]
+        values = torch.cat([values * wt, wt], -1)  # (B, F, N, C + 1): the last channel sums to the weighted mass
+    total, mass = bilinear_splat(values.reshape(B * F, N, -1), target_xy.reshape(B * F, N, 2),
+                                 (landed if weight is not None else w).reshape(B * F, N), (H, W))
+    if weight is None:
+        total, mass = total.reshape(B, F, C, H, W), mass.reshape(B, F, 1, H, W)
+        return total, mass, mass
+    total = total.reshape(B, F, C + 1, H, W)
+    return total[:, :, :C], total[:, :, C:], mass.reshape(B, F, 1, H, W)

@@ -258,10 +258,11 @@ class TrackConditioner(nn.Module):
         frames = sample[:, source].float()  # (B, F, C, h, w)
         warped = torch.zeros(B, V, F, C + 1, h, w, device=sample.device)
         for v in targets:
-            total, mass = carry_frames(frames, xy[:, source], vis[:, source], xy[:, v], vis[:, v],
-                                       None if source_frame is None else source_frame[:, v],
-                                       None if weight is None else weight[:, v])
-            warped[:, v] = torch.cat([total / mass.clamp_min(1e-6), mass.clamp(max=1.0)], 2)  # (B, F, C+1, h, w)
+            total, mass, coverage = carry_frames(frames, xy[:, source], vis[:, source], xy[:, v], vis[:, v],
+                                                 None if source_frame is None else source_frame[:, v],
+                                                 None if weight is None else weight[:, v])
+            # colour: the weighted mean; coverage: where any track lands (a low-weight track still carries a colour)
+            warped[:, v] = torch.cat([total / mass.clamp_min(1e-6), coverage.clamp(max=1.0)], 2)  # (B, F, C+1, h, w)
         embedded = self.pixel_embedding(rearrange(warped, "b v f c h w -> b c (v f) h w").to(
             self.pixel_embedding.weight.dtype))  # (B, D, V*F, h', w')
         embedded[:, :, source * F : (source + 1) * F] = 0  # the source view is given as it is

@@ -3,7 +3,9 @@
 
 Tasks (``RealSplit.task``), on the first ``frames`` frames of each clip:
     near: the even frames are the source, the odd frames' cameras the targets (interpolation between source views);
-    far:  the first half is the source, the second half's cameras the targets (the camera moves on past the source).
+    far:  the first half is the source, the second half's cameras the targets (the camera moves on past the source);
+    own:  the even frames are the source and their own cameras the targets (a check: the output should be the
+          source; a camera file whose intrinsics ignore the crop, or a model that does not keep its source, shows).
 Every clip is centre-cropped to the split's aspect ratio and resized (its intrinsics following), the truth too.
 
 Reference rows: ``copy_source`` (source frame t as target frame t), ``nearest_source`` (the source frame whose camera
@@ -29,9 +31,8 @@ from mvtrack.data.source_geometry import SourceGeometry, dense_tracks, estimate_
 from mvtrack.geometry import camera_centers, carry_frames, write_re10k
 from mvtrack.viz import to_uint8_frames, write_mp4
 
-TASKS = ("near", "far")
+TASKS = ("near", "far", "own")
 REAL_REFERENCE_METHODS = ("ground_truth", "copy_source", "nearest_source", "stereo_splat")
-FILLED_WEIGHT = 0.05  # how much a pixel of completed (interpolated) depth counts against a confirmed one
 
 
 @dataclass
@@ -82,6 +83,8 @@ class RealSplit:
         T = self.frames
         if self.task == "near":
             return list(range(0, T, 2)), list(range(1, T, 2))
+        if self.task == "own":
+            return list(range(0, T, 2)), list(range(0, T, 2))
         return list(range(T // 2)), list(range(T // 2, T))
 
     def describe(self) -> str:
@@ -169,7 +172,7 @@ def reference_video(method: str, source: Source, target: Source, geometry: Sourc
 
 def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None = None) -> torch.Tensor:
     """The classical reference, no learning: every pixel of every source frame lifted with the source's stereo depth
-    (confident stereo pixels with weight 1, completed ones with ``FILLED_WEIGHT``), forward-splatted into each target camera
+    (``dense_tracks``: confirmed pixels with weight 1, completed ones less), forward-splatted into each target camera
     at the depth maps' resolution with a z-buffer and a preference for source cameras near the target's
     (``paired_tracks``), holes inpainted (Telea), then area-resized to the target's size.
 
@@ -188,12 +191,11 @@ def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None
     size = tuple(geometry.depth.shape[-2:])
     frames, K_src = source.at(size)
     _, K_tgt = target.at(size)
-    tracks = dense_tracks(source, geometry, mask=torch.ones_like(geometry.valid))
+    tracks = dense_tracks(source, geometry)  # every pixel; confirmed ones weigh more
     tracks.cell = 1.0  # splatted at the depth maps' own resolution: one lifted pixel covers one pixel
-    weight = torch.where(geometry.valid, 1.0, FILLED_WEIGHT).flatten()  # (N,): every pixel, in lift order
     paired = tracks.paired(torch.stack([source.w2c, target.w2c])[None], torch.stack([K_src, K_tgt])[None], size)
-    total, mass = carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, 1],
-                               paired.visible[:, 1], paired.source_frame[:, 1], paired.weight[:, 1] * weight)
+    total, mass, _ = carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, 1],
+                                  paired.visible[:, 1], paired.source_frame[:, 1], paired.weight[:, 1])
     image = (total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy()
     filled = torch.from_numpy(inpaint_holes(image, (mass[0, :, 0] < 1e-4).numpy()))
     return F.interpolate(filled, size=source.size, mode="area").clamp(0, 1)
