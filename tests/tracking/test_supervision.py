@@ -366,7 +366,7 @@ def test_track4gen_trainable_subset_trains_only_it_and_resumes_exactly(tmp_path)
 def test_calibration_gives_a_finite_positive_weight_on_the_tiny_model(tmp_path):
     import math
 
-    from mvtrack.tracking.calibrate import calibrate_track4gen_weight
+    from mvtrack.training.calibrate import calibrate_track4gen_weight
 
     norms = calibrate_track4gen_weight(_track4gen_tiny(tmp_path, "tracking.refiner_softargmax=softmax"), batches=2)
     # the refiner loss reaches the backbone only up to the refined block (block 0): its self-attention

@@ -25,8 +25,9 @@ import torch
 import yaml
 
 from mvtrack.data import MultiViewClip
-from mvtrack.evaluation import copy_source, depth_warp
+from mvtrack.evaluation import depth_warp
 from mvtrack.geometry import write_re10k
+from mvtrack.runners.references import copy_source
 from mvtrack.runners.rerender import rerender_clip, source_depth_splat
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import to_uint8_frames, write_mp4

@@ -183,7 +183,7 @@ def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None
     Returns:
         (T, 3, H, W) float32 in [0, 1].
     """
-    from mvtrack.evaluation.rerender import inpaint_holes
+    from mvtrack.runners.references import inpaint_holes
 
     geometry = geometry if geometry is not None else estimate_geometry(source)
     if not geometry.supported.any():  # no depth at all: nothing to splat, the source is the best guess

@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from mvtrack.data import collate, source_depth_tracks
-from mvtrack.evaluation import copy_source, depth_warp, track_splat, view_scores
+from mvtrack.evaluation import depth_warp, view_scores
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
+from mvtrack.runners.references import copy_source, track_splat
 from mvtrack.viz import tile_views, to_uint8_frames, upscale_frames, write_mp4
 
 METHODS = ("model", "copy_source", "source_depth_splat", "depth_warp")
@@ -66,7 +67,7 @@ def rerender_clip(
 
 def source_depth_splat(clip, view: int) -> np.ndarray:
     """The ``source_depth_splat`` reference for view ``view`` of a single-clip batch: view 0 forward-splatted along
-    the mode-(b) paired tracks a Track2View model is given (``evaluation.track_splat``). (T, 3, H, W) float32."""
+    the mode-(b) paired tracks a Track2View model is given (``runners.references.track_splat``). (T, 3, H, W) float32."""
     paired = source_depth_tracks(clip)
     return track_splat(clip.video[0, 0].numpy(), paired.tracks[0, 0].numpy(), paired.tracks[0, view].numpy(),
                        (paired.visible[0, 0] & paired.visible[0, view]).numpy())

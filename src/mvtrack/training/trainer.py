@@ -152,8 +152,10 @@ class Trainer:
     def unwrapped(self):
         return self.accelerator.unwrap_model(self.model)
 
-    def micro_step(self, step: int, micro: int) -> tuple[torch.Tensor, dict]:
-        """Forward + backward of one micro-batch; returns the (undivided) total loss and its parts."""
+    def losses(self, step: int, micro: int) -> dict[str, torch.Tensor]:
+        """The objective of one micro-batch, with its graph: ``total`` (undivided by ``grad_accum``), ``diffusion``
+        and each tracking term as weighted in ``total``. ``micro_step`` takes its gradient; a hook that needs the
+        terms' own gradients (``training.calibrate``) calls this and then ``supervision.clear``."""
         cfg, acc = self.config, self.accelerator
         clip = self.batches.get(step, micro)
         generator = step_generator(cfg.seed, step, micro, acc.process_index)
@@ -175,17 +177,23 @@ class Trainer:
         with acc.autocast():
             pred = self.model(x_t, timestep, camera, context, epipolar=epipolar, **tracks).sample
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
-        parts = {"diffusion": loss.detach()}
+        terms = {"total": loss, "diffusion": loss}
         if self.supervision is not None:
             tracks, visible = self.model_tracks(clip)
             track = self.supervision.losses(self.unwrapped, tracks.to(acc.device), visible.to(acc.device), (h, w),
                                             generator)
-            loss = loss + track.pop("total")
-            parts.update({k: v.detach() for k, v in track.items()})
-        acc.backward(loss / cfg.grad_accum)
+            terms["total"] = loss + track.pop("total")
+            terms.update(track)
+        return terms
+
+    def micro_step(self, step: int, micro: int) -> tuple[torch.Tensor, dict]:
+        """Forward + backward of one micro-batch; returns the (undivided) total loss and its parts."""
+        terms = self.losses(step, micro)
+        self.accelerator.backward(terms["total"] / self.config.grad_accum)
         if self.supervision is not None:
             self.supervision.clear(self.unwrapped)
-        return loss.detach(), parts
+        total = terms.pop("total")
+        return total.detach(), {k: v.detach() for k, v in terms.items()}
 
     def captions(self, clip: MultiViewClip, generator: torch.Generator) -> list[str]:
         """Each sample's prompt: its clip's ``meta["caption"]``, else ``text.default_caption`` (every synthetic clip);
