@@ -8,19 +8,22 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mvtrack"
 
 # package -> the packages it may import (besides itself); leaf utilities (devices, outputs) import nothing of mvtrack
 ALLOWED = {
-    "geometry": set(),
+    "geometry": {"_lazy"},
     "devices": set(),
+    "_lazy": set(),
+    "api": {"defaults", "devices", "pipelines", "runners"},
+    "defaults": set(),
     "outputs": set(),
     "evaluation": {"geometry"},
     "data": {"geometry", "viz.video"},  # video files are read and written by viz.video, a leaf of viz
     "viz": {"geometry", "data"},
-    "scenes": {"geometry", "data"},
-    "models": {"geometry"},
+    "scenes": {"geometry", "data", "_lazy"},
+    "models": {"geometry", "defaults"},
     "tracking": {"geometry", "data", "models", "evaluation"},
-    "pipelines": {"geometry", "data", "models"},
+    "pipelines": {"geometry", "data", "models", "defaults"},
     "training": {"geometry", "data", "models", "tracking", "scenes", "outputs"},
-    "runners": {"geometry", "data", "models", "tracking", "pipelines", "evaluation", "scenes", "viz", "outputs",
-                "devices"},
+    "runners": {"geometry", "data", "models", "tracking", "pipelines", "training", "evaluation", "scenes", "viz",
+                "outputs", "defaults", "devices", "_lazy"},
 }
 
 

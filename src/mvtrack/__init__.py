@@ -7,3 +7,13 @@ Packages, bottom to top (each imports only those below it; docs/architecture.md,
 """
 
 __version__ = "0.1.0"
+
+_API = ("rerender", "load_pipeline")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from mvtrack import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'mvtrack' has no attribute {name!r}")

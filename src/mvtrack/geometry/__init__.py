@@ -5,9 +5,7 @@ the numpy-only modules (``arrays``, ``optical_flow``, ``sfm``) are importable wi
 scores videos on machines that have no torch (docs/architecture.md).
 """
 
-from __future__ import annotations
-
-import importlib
+from mvtrack._lazy import lazy_exports
 
 # public name -> the submodule that defines it
 _SOURCES = {
@@ -33,15 +31,4 @@ _SOURCES = {
     "Triangulation": "triangulate", "triangulate_tracks": "triangulate",
 }
 __all__ = list(_SOURCES)
-
-
-def __getattr__(name: str):
-    if name not in _SOURCES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_SOURCES[name]}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)

@@ -12,6 +12,7 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 
+from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import PairedTracks
 from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
 from mvtrack.models.text import TextEncoder, load_text_encoder
@@ -238,7 +239,7 @@ class MultiViewPipeline(DiffusionPipeline):
         observed: torch.Tensor | str = "rerender",
         height: int | None = None,
         width: int | None = None,
-        num_inference_steps: int = 25,
+        num_inference_steps: int = SAMPLING_STEPS,
         generator: torch.Generator | None = None,
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
