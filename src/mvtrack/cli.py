@@ -101,6 +101,11 @@ def synth(
     split: str = typer.Option("train", help="Seed stream: train, val or test (test is the held-out split)."),
     shards: int = typer.Option(64, min=1, help="Clips per shard."),
     baseline: str = typer.Option("mixed", help="Camera baseline between views: small, wide or mixed."),
+    layouts: str = typer.Option("objects", help="Scene layouts drawn per clip, comma-separated: objects (primitives "
+                                "under a sky dome), room (RealEstate10K-like rooms walked through)."),
+    photo_prob: float = typer.Option(0.0, help="Share of surfaces textured with photographs (scenes/photos.py), in "
+                                     "[0, 1]."),
+    query_view: int = typer.Option(None, help="Draw track queries from this view only (0: Track2View's source tracks)."),
     batch: int = typer.Option(0, min=0, help="Clips rendered together (0: 1 on CPU, where it is fastest; 64 on GPU)."),
     device: str = typer.Option("cpu", help="Render device, e.g. cpu or cuda."),
     video_format: str = typer.Option(
@@ -116,7 +121,8 @@ def synth(
     batch = batch or (1 if device == "cpu" else 64)
     try:
         config = SynthConfig(
-            views=views, frames=frames, height=height, width=width, num_tracks=tracks, baseline=baseline
+            views=views, frames=frames, height=height, width=width, num_tracks=tracks, baseline=baseline,
+            layouts=tuple(x.strip() for x in layouts.split(",")), photo_prob=photo_prob, query_view=query_view,
         )
         seeds = [clip_seed(seed, i, split) for i in range(num)]
         writer = ShardWriter(out, clips_per_shard=shards, video_format=video_format, quality=quality)

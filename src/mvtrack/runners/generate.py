@@ -172,7 +172,7 @@ def prepare_source(
         if tracks3d is not None:
             points, known = load_tracks3d(tracks3d, source.num_frames)
             tracks = points_tracks(points * scale, known, scaled.w2c, scaled.K, source.size)
-        elif geometry is not None:
+        elif geometry is not None and geometry.mode != "none":
             tracks = dense_tracks(scaled, geometry)
         usable = 0 if tracks is None else int(tracks.known.any(1).sum())
         if usable < min_tracks:

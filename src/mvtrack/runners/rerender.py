@@ -11,9 +11,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from mvtrack.data import collate, source_depth_tracks
+from mvtrack.data.source import Source
+from mvtrack.data.source_geometry import (
+    SourceGeometry,
+    clip_source,
+    clip_stereo_tracks,
+    dense_tracks,
+    estimate_geometry,
+    scale_cameras,
+)
 from mvtrack.evaluation import copy_source, depth_warp, track_splat, view_scores
+from mvtrack.evaluation.rerender import inpaint_holes
+from mvtrack.geometry import carry_frames
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import tile_views, to_uint8_frames, upscale_frames, write_mp4
@@ -52,15 +64,21 @@ def rerender_clip(
     """Re-render one clip with view 0 observed: the generated video (1, V, T, 3, H, W) in [0, 1] on the CPU.
 
     ``clip`` is a single-clip batch (``MultiViewClip`` with B = 1). Every runner that samples a model on clips
-    with ground truth (demo, bench) goes through here, so that conditioned models get their inputs the same way:
-    a Track2View model gets paired tracks of mode (b), view 0's 2D tracks lifted with view 0's depth
-    (``source_depth_tracks``; nothing of the target views but their cameras is read). ``views_per_group``: CVD's
-    collaborative inference (``MultiViewPipeline``), None for all views in one joint attention.
+    with ground truth (demo, bench) goes through here, so that conditioned models get their inputs the same way,
+    the way they were trained (``pipe.track_source``): mode (b), view 0's 2D tracks lifted with view 0's depth
+    (``source_depth_tracks``), or ``stereo``, what ``generate`` gives on a real video (view 0's stereo depth of its
+    own frames, every pixel a track, the scene scaled: ``clip_stereo_tracks``). Nothing of the target views but
+    their cameras is read. ``views_per_group``: CVD's collaborative inference (``MultiViewPipeline``), None for all
+    views in one joint attention.
     """
-    tracks = None
+    tracks, w2c = None, clip.w2c
     if getattr(pipe.transformer, "conditioner", None) is not None:
-        tracks = source_depth_tracks(clip)
-    return pipe(clip.w2c, clip.K, clip.video, "rerender", num_inference_steps=steps, generator=generator,
+        if getattr(pipe, "track_source", "source_depth") == "stereo":
+            tracks, scale = clip_stereo_tracks(clip)
+            w2c = scale_cameras(clip.w2c, scale.to(clip.w2c)[:, None, None, None])
+        else:
+            tracks = source_depth_tracks(clip)
+    return pipe(w2c, clip.K, clip.video, "rerender", num_inference_steps=steps, generator=generator,
                 tracks=tracks, views_per_group=views_per_group).video.cpu()
 
 
@@ -70,6 +88,41 @@ def source_depth_splat(clip, view: int) -> np.ndarray:
     paired = source_depth_tracks(clip)
     return track_splat(clip.video[0, 0].numpy(), paired.tracks[0, 0].numpy(), paired.tracks[0, view].numpy(),
                        (paired.visible[0, 0] & paired.visible[0, view]).numpy())
+
+
+def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None = None) -> torch.Tensor:
+    """The classical reference, no learning: every pixel of every source frame lifted with the source's stereo depth
+    (``dense_tracks``: confirmed pixels with weight 1, completed ones less), forward-splatted into each target camera
+    at the depth maps' resolution with a z-buffer and a preference for source cameras near the target's
+    (``paired_tracks``), holes inpainted (Telea), then area-resized to the target's size.
+
+    Args:
+        source, target: ``load_source`` results of one scene (the target's frames are not read).
+        geometry: the source's ``estimate_geometry`` (computed when None).
+
+    Returns:
+        (T, 3, H, W) float32 in [0, 1].
+    """
+    geometry = geometry if geometry is not None else estimate_geometry(source)
+    if not geometry.supported.any():  # no depth at all: nothing to splat, the source is the best guess
+        return source.frames
+    size = tuple(geometry.depth.shape[-2:])
+    frames, K_src = source.at(size)
+    _, K_tgt = target.at(size)
+    tracks = dense_tracks(source, geometry)  # every pixel; confirmed ones weigh more
+    tracks.cell = 1.0  # splatted at the depth maps' own resolution: one lifted pixel covers one pixel
+    paired = tracks.paired(torch.stack([source.w2c, target.w2c])[None], torch.stack([K_src, K_tgt])[None], size)
+    total, mass, _ = carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, 1],
+                                  paired.visible[:, 1], paired.source_frame[:, 1], paired.weight[:, 1])
+    image = (total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy()
+    filled = torch.from_numpy(inpaint_holes(image, (mass[0, :, 0] < 1e-4).numpy()))
+    return F.interpolate(filled, size=source.size, mode="area").clamp(0, 1)
+
+
+def clip_stereo_splat(clip, view: int) -> np.ndarray:
+    """The ``stereo_splat`` reference for view ``view`` of a single-clip batch: view 0 as a video with its cameras,
+    splatted with its stereo geometry into view ``view``'s cameras (``stereo_splat``). (T, 3, H, W) float32."""
+    return stereo_splat(clip_source(clip, 0, 0), clip_source(clip, 0, view)).numpy()
 
 
 def rerender_heldout(

@@ -233,6 +233,11 @@ def training_metadata(config: dict, step: int) -> dict:
     for key in ("trainable", "lora", "text"):  # absent from configs written before they existed
         if key in config:
             meta[key] = config[key]
+    if config.get("track2view", {}).get("source") == "stereo":  # the tracks, and the scene scale, of inference
+        from mvtrack.data.source_geometry import SCENE_DEPTH
+
+        meta["tracks"] = "stereo"
+        meta["scene"] = {"median_depth": SCENE_DEPTH}
     return meta
 
 

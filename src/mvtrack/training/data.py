@@ -32,6 +32,8 @@ class TrainBatches:
                 num_tracks=data.num_tracks,
                 query_view=data.query_view,
                 baseline=data.baseline,
+                layouts=tuple(data.layouts),
+                photo_prob=data.photo_prob,
             )
         else:
             self.shards = list_shards(data.source)

@@ -51,8 +51,13 @@ def build_model(config: TrainConfig):
     if wanted is not None and model.conditioner is None:
         model.add_track_conditioner(**wanted)
     elif wanted is not None and dict(model.config.track_conditioner) != dict(wanted):
-        raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner "
-                         f"{dict(model.config.track_conditioner)}, not {dict(wanted)}")
+        have = dict(model.config.track_conditioner)
+        changed = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if any(have.get(k) != wanted.get(k) for k in set(have) - set(model.EXTENSIBLE)) or \
+                set(changed) - set(model.EXTENSIBLE):
+            raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner {have}, not "
+                             f"{dict(wanted)} (only {', '.join(model.EXTENSIBLE)} can change on a trained one)")
+        model.extend_track_conditioner(**changed)
     wanted = config.cvd.epipolar
     if wanted is not None and not model.config.epipolar:
         model.add_epipolar(**wanted)

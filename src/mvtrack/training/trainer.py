@@ -12,6 +12,7 @@ import json
 import math
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -26,6 +27,7 @@ from mvtrack.data import (
     oracle_tracks,
     source_depth_tracks,
 )
+from mvtrack.data.source_geometry import clip_stereo_tracks, scale_cameras
 from mvtrack.models import WanVAECodec, camera_condition
 from mvtrack.models.text import load_text_encoder
 from mvtrack.outputs import check_output_dir
@@ -159,6 +161,11 @@ class Trainer:
         generator = step_generator(cfg.seed, step, micro, acc.process_index)
         if cfg.cvd.pseudo_fraction > 0:
             clip = self.pseudo_views(clip, generator)
+        stereo = None
+        if self.unwrapped.conditioner is not None and cfg.track2view.source == "stereo":
+            # the geometry of inference; its scene scale applies to the cameras too
+            stereo, scale = clip_stereo_tracks(clip, cache=cfg.track2view.cache)
+            clip = replace(clip, w2c=scale_cameras(clip.w2c, scale.to(clip.w2c)[:, None, None, None]))
         x0 = self.codec.encode(clip.video.to(acc.device))  # (b, V, F, C, h, w)
         B, V, F, _, h, w = x0.shape
         frames = self.codec.camera_frames(clip.num_frames)
@@ -167,7 +174,7 @@ class Trainer:
         x_t, timestep, target = add_noise(x0, observed, cfg.flow_shift, generator)
         tracks = {}
         if self.unwrapped.conditioner is not None:
-            tracks = self.paired_tracks(clip, observed, generator).to(acc.device).model_inputs()
+            tracks = self.paired_tracks(clip, observed, generator, stereo).to(acc.device).model_inputs()
         coincident = "homography" if cfg.cvd.pseudo_fraction > 0 else None  # pseudo-views share their centre
         epipolar = self.unwrapped.epipolar_mask(clip.w2c[:, :, frames].to(acc.device), clip.K[:, :, frames].to(
             acc.device), clip.size, (h, w), coincident=coincident)
@@ -229,21 +236,22 @@ class Trainer:
         return collate([MultiViewClip(**{k: v.to(dtypes[k]) for k, v in c.tensors().items() if k in shared},
                                       meta=c.meta) for c in clips])
 
-    def paired_tracks(self, clip: MultiViewClip, observed: torch.Tensor, generator: torch.Generator) -> PairedTracks:
+    def paired_tracks(self, clip: MultiViewClip, observed: torch.Tensor, generator: torch.Generator,
+                      paired: PairedTracks | None = None) -> PairedTracks:
         """Track2View's training tracks at the model's resolution: view 0's tracks paired with every view, kept
         only for samples whose view 0 is observed (re-rendering), minus ``track2view.dropout`` of them, each
         keeping a random share of its tracks (so that the model learns to use sparse tracks too); shuffled, so that
         the conditioner's ``max_token_tracks`` prefix is a fresh random subset at every step."""
         cfg = self.config.track2view
-        paired = oracle_tracks(clip) if cfg.source == "oracle" else source_depth_tracks(clip)
+        if paired is None:
+            paired = oracle_tracks(clip) if cfg.source == "oracle" else source_depth_tracks(clip)
         paired = paired.select(frames=self.codec.camera_frames(clip.num_frames)).scaled(1 / self.codec.spatial_factor)
         B, N = paired.tracks.shape[0], paired.num_tracks
         paired = paired.select(tracks=torch.randperm(N, generator=generator).to(paired.tracks.device))  # any prefix
         use = observed[:, 0].all(-1) & (torch.rand(B, generator=generator) >= cfg.dropout)  # (B,)
         share = cfg.min_fraction + (1 - cfg.min_fraction) * torch.rand(B, 1, generator=generator)
         keep = (torch.rand(B, N, generator=generator) < share) & use[:, None]  # (B, N)
-        visible = paired.visible & keep[:, None, None].to(paired.visible.device)
-        return PairedTracks(paired.tracks, paired.depth, visible, paired.source)
+        return replace(paired, visible=paired.visible & keep[:, None, None].to(paired.visible.device))
 
     def train(self) -> dict:
         """Run to ``config.max_steps``; returns the last logged metrics."""
