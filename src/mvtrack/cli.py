@@ -354,6 +354,12 @@ def generate(
         None, help="A local depth-estimation model directory (transformers: Depth Anything V2, DPT) whose depth, "
         "aligned to the stereo depth, completes it where stereo finds none. Nothing is downloaded."
     ),
+    truth: Path = typer.Option(
+        None, help="The true frames of the (single) --target's cameras, if you have them (a held-out part of a static "
+        "scene): cropped like the source, shown in contact_sheet.png and scored (PSNR, SSIM)."
+    ),
+    truth_start: int = typer.Option(0, min=0, help="The first frame of --truth to use (e.g. the source's --frames, when "
+                                    "the target file holds the cameras of the frames after the source's)."),
     absolute_targets: bool = typer.Option(
         False,
         "--absolute-targets",
@@ -401,10 +407,12 @@ def generate(
     from mvtrack.outputs import check_output_dir
     from mvtrack.runners import RerenderSettings, check_generation_size, image_to_video, prepare_source, rerender_video
     from mvtrack.runners.generate import target_views
-    from mvtrack.viz import tile_views, to_uint8_frames, write_mp4
+    from mvtrack.viz import contact_sheet, tile_views, to_uint8_frames, write_mp4
 
     if (video is None) == (image is None):
         raise typer.BadParameter("give exactly one of --video (re-render) or --image (image-to-video)")
+    if truth is not None and (image is not None or len(target) != 1):
+        raise typer.BadParameter("applies to re-rendering a --video along one --target", param_hint="--truth")
     if not 0 < fov < 180:
         raise typer.BadParameter(f"expected a horizontal field of view in (0, 180) degrees, got {fov}",
                                  param_hint="--fov")
@@ -450,11 +458,24 @@ def generate(
             source_out = source.frames
     out.mkdir(parents=True, exist_ok=True)
     views = [to_uint8_frames(source_out)] + [to_uint8_frames(g) for g in generated]
+    names = ["source"] + [Path(t).name for t in target]
+    if truth is not None:
+        from mvtrack.evaluation import psnr, ssim
+
+        true = load_source(truth, hw, truth_start + num_frames, indices=list(range(truth_start,
+                                                                              truth_start + num_frames))).frames
+        scored = generated[0].numpy()
+        console.print(f"against {truth}: PSNR {float(psnr(scored, true.numpy()).mean()):.2f} dB, "
+                      f"SSIM {float(ssim(scored, true.numpy()).mean()):.3f} (means over frames)")
+        views.append(to_uint8_frames(true))
+        names.append("truth")
     write_mp4(out / "view_00_source.mp4", views[0], fps)
-    for i, frames_i in enumerate(views[1:], 1):
+    for i, frames_i in enumerate(views[1:len(generated) + 1], 1):
         write_mp4(out / f"view_{i:02d}.mp4", frames_i, fps)
     write_mp4(out / "grid.mp4", tile_views(views, columns=len(views)), fps)
-    console.print(f"wrote {len(views)} views and grid.mp4 (source | " + " | ".join(target) + f") to {out}")
+    T = min(len(v) for v in views)
+    contact_sheet(out / "contact_sheet.png", [[v[t] for v in views] for t in sorted({0, T // 2, T - 1})], names)
+    console.print(f"wrote {len(generated) + 1} views, grid.mp4 and contact_sheet.png ({' | '.join(names)}) to {out}")
 
 
 def _depth_model(path: Path | None, device: str = "auto"):

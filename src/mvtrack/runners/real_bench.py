@@ -171,33 +171,19 @@ def reference_video(method: str, source: Source, target: Source, geometry: Sourc
     raise ValueError(f"method: expected one of {REAL_REFERENCE_METHODS}, got {method!r}")
 
 
-def write_contact_sheet(path: str | Path, gt_dir: str | Path, predictions: dict[str, Path], scale: int = 3,
-                        max_clips: int = 12) -> Path | None:
-    """A PNG a person can look at: one row per clip (at most ``max_clips``), its middle frame as the source, each
-    method's ``view_1``, and the truth, labelled in a header row. None when no clip has every video."""
-    import cv2
+def write_contact_sheet(path: str | Path, gt_dir: str | Path, predictions: dict[str, Path], max_clips: int = 12
+                        ) -> Path | None:
+    """One row per clip (at most ``max_clips``): its middle frame as the source, each method's ``view_1``, and the
+    truth, labelled (``viz.contact_sheet``). None when no clip has every video."""
+    from mvtrack.viz import contact_sheet, read_video
 
-    from mvtrack.viz import read_video, upscale_frames
-
-    names = ["source"] + list(predictions) + ["truth"]
     rows = []
     for clip in sorted(p for p in Path(gt_dir).iterdir() if p.is_dir())[:max_clips]:
         files = [clip / "view_0.mp4"] + [d / clip.name / "view_1.mp4" for d in predictions.values()] + \
                 [clip / "view_1.mp4"]
-        if not all(f.is_file() for f in files):
-            continue
-        videos = [read_video(f) for f in files]
-        t = len(videos[0]) // 2
-        rows.append(np.concatenate([upscale_frames(v[t:t + 1], scale)[0] for v in videos], 1))
+        if all(f.is_file() for f in files):
+            videos = [read_video(f) for f in files]
+            rows.append([v[len(videos[0]) // 2] for v in videos])
     if not rows:
         return None
-    cell = rows[0].shape[1] // len(names)
-    header = np.full((22, rows[0].shape[1], 3), 255, np.uint8)
-    for k, name in enumerate(names):
-        cv2.putText(header, name[: cell // 8], (k * cell + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    sheet = np.concatenate([header] + [np.pad(r, ((0, 2), (0, 0), (0, 0)), constant_values=255) for r in rows])
-    path = Path(path)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    return path
-
+    return contact_sheet(path, rows, ["source"] + list(predictions) + ["truth"], scale=3)

@@ -90,7 +90,7 @@ def check_resume(checkpoint: str | Path, config: dict) -> dict[str, tuple]:
         raise ValueError(f"checkpoint {checkpoint}: trainer.json cannot be read ({e})") from None
     if not isinstance(old, dict):
         return {}  # written before configs were recorded: nothing to compare
-    changes = config_changes(old, config)
+    changes = config_changes(old, json.loads(json.dumps(config)))  # as trainer.json holds it: tuples are lists
     refused = {k: v for k, v in changes.items() if k not in RESUMABLE}
     if refused:
         listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in list(refused.items())[:4])
