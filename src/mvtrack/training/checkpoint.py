@@ -249,6 +249,10 @@ def is_sharded(checkpoint: str | Path) -> bool:
 def read_weights(checkpoint: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(ema, model)`` full CPU tensors of a checkpoint of either format, read in this process alone."""
     ckpt = Path(checkpoint)
+    if (ckpt / "deepspeed").is_dir():
+        from .deepspeed import read_deepspeed_weights
+
+        return read_deepspeed_weights(ckpt, json.loads((ckpt / "trainer.json").read_text()))
     if is_sharded(ckpt):
         return read_full(ckpt / STATE_DIR, "ema"), read_full(ckpt / STATE_DIR, "model")
     return load_file(ckpt / "ema.safetensors"), load_file(ckpt / "model.safetensors")

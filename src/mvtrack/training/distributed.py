@@ -86,6 +86,9 @@ def configure_deepspeed(acc: Accelerator, batch_size: int, grad_accum: int, grad
         elif float(config[key]) != float(value):
             raise ValueError(f"DeepSpeed config: {key} is {config[key]}, the training config gives {value} (set it to "
                              "auto in the DeepSpeed config, or change the training config)")
+    # ZeRO-Offload refuses a torch optimizer unless told otherwise; the trainer's AdamW keeps every strategy's update
+    # the same (DeepSpeedCPUAdam would be faster, with its own kernels)
+    config.setdefault("zero_force_ds_cpu_optimizer", False)
 
 
 def check_sharded(acc: Accelerator, model: torch.nn.Module) -> None:
