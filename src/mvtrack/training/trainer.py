@@ -28,7 +28,8 @@ from mvtrack.data import (
     source_depth_tracks,
 )
 from mvtrack.models import WanVAECodec, camera_condition
-from mvtrack.models.text import load_text_encoder
+from mvtrack.data.latents import LatentClip, codec_fingerprint
+from mvtrack.models.text import has_text_encoder, load_text_encoder
 from mvtrack.outputs import check_output_dir
 from mvtrack.tracking import TrackSupervision
 
@@ -93,21 +94,30 @@ class Trainer:
         self.strategy = strategy(acc)  # single, ddp, fsdp2 or deepspeed
         self.output_dir = Path(config.output_dir)
 
+        render_device = acc.device if config.data.render_device == "auto" else torch.device(config.data.render_device)
+        # monocular clips (one view) train CVD when every sample becomes pseudo-views of its view 0
+        self.batches = TrainBatches(config.data, config.batch_size, config.grad_accum, acc.process_index,
+                                    acc.num_processes, render_device,
+                                    min_views=1 if config.cvd.pseudo_fraction == 1 else None)
         preset = trainable_preset(config)
         with torch.random.fork_rng(devices=[]):  # a fresh model's initialisation depends on the seed alone
             torch.manual_seed(config.seed)
             model, self.codec = build_model(config)
             self.supervision = TrackSupervision(config.tracking, model) if config.tracking.enabled else None
-        # the prompts' encoder, frozen; None for models without one (they condition on the learned null context)
+        # the prompts' encoder, frozen; None for models without one (they condition on the learned null context) and
+        # for cached latents that carry their captions' embeddings (mvtrack encode), which need no encoder
+        uses_text = Path(config.model).is_dir() and has_text_encoder(config.model)
+        self.cached_text = uses_text and self.batches.text
         self.text = load_text_encoder(config.model, torch.bfloat16 if cuda else torch.float32,
-                                      config.text.max_length) if Path(config.model).is_dir() else None
+                                      config.text.max_length) if uses_text and not self.cached_text else None
+        self._check_data(model)
         if self.text is not None:
             if self.text.dim != model.wan.config.text_dim:
                 raise ValueError(f"model {config.model}: its text encoder embeds in {self.text.dim} dimensions, the "
                                  f"transformer's cross-attention reads {model.wan.config.text_dim}")
             self.text.to(acc.device if config.text.device == "auto" else torch.device(config.text.device))
         # every parameter preset trains (sorted names); partial runs save only these and rebuild the rest
-        self.trainable = trainable_names(model, preset, config.also_train, text=self.text is not None)
+        self.trainable = trainable_names(model, preset, config.also_train, text=uses_text)
         apply_trainable(model, self.trainable, config.weight_dtype)
         self.partial = len(self.trainable) < sum(1 for _ in model.parameters())
         model.train()
@@ -152,10 +162,6 @@ class Trainer:
             self.resume_changes = check_resume(checkpoint, config.to_dict())
             self.start_step = self.load(checkpoint)
             acc.print(f"resumed from {checkpoint} at step {self.start_step}")
-        render_device = acc.device if config.data.render_device == "auto" else torch.device(config.data.render_device)
-        self.batches = TrainBatches(
-            config.data, config.batch_size, config.grad_accum, acc.process_index, acc.num_processes, render_device
-        )
         self._tensorboard = None
 
     @property
@@ -176,7 +182,15 @@ class Trainer:
         generator = step_generator(cfg.seed, step, micro, acc.process_index)
         if cfg.cvd.pseudo_fraction > 0:
             clip = self.pseudo_views(clip, generator)
-        x0 = self.codec.encode(clip.video.to(acc.device))  # (b, V, F, C, h, w)
+        if (self.supervision is not None or self.unwrapped.conditioner is not None) and clip.num_tracks == 0:
+            raise ValueError(f"data.source {cfg.data.source}: the clips carry no tracks, which "
+                             f"{'tracking' if self.supervision is not None else 'track2view'} trains on; write them into "
+                             "the shards with `mvtrack prepare-tracks` (or train camera-only: drop the tracking / "
+                             "track2view settings)")
+        if isinstance(clip, LatentClip):  # cached by mvtrack encode: no VAE pass
+            x0 = clip.latents.to(acc.device, torch.float32)  # (b, V, F, C, h, w)
+        else:
+            x0 = self.codec.encode(clip.video.to(acc.device))  # (b, V, F, C, h, w)
         B, V, F, _, h, w = x0.shape
         frames = self.codec.camera_frames(clip.num_frames)
         camera = camera_condition(clip.w2c[:, :, frames], clip.K[:, :, frames], clip.size, (h, w)).to(acc.device)
@@ -188,7 +202,7 @@ class Trainer:
         coincident = "homography" if cfg.cvd.pseudo_fraction > 0 else None  # pseudo-views share their centre
         epipolar = self.unwrapped.epipolar_mask(clip.w2c[:, :, frames].to(acc.device), clip.K[:, :, frames].to(
             acc.device), clip.size, (h, w), coincident=coincident)
-        context = self.prompt_embeds(clip, generator) if self.text is not None else None
+        context = self.prompt_embeds(clip, generator) if self.text is not None or self.cached_text else None
         supervised = {}
         if self.supervision is not None:
             gt, visible = self.model_tracks(clip)
@@ -218,9 +232,40 @@ class Trainer:
         dropped = (torch.rand(B, generator=generator) < cfg.dropout).tolist()
         return ["" if drop else (c if c is not None else cfg.default_caption) for c, drop in zip(captions, dropped)]
 
-    def prompt_embeds(self, clip: MultiViewClip, generator: torch.Generator) -> torch.Tensor:
-        """(B, text.max_length, text_dim) UMT5 embeddings of the batch's captions (each prompt encoded once, cached)."""
-        return self.text.encode(self.captions(clip, generator), device=self.accelerator.device)
+    def prompt_embeds(self, clip: MultiViewClip | LatentClip, generator: torch.Generator) -> torch.Tensor:
+        """(B, text.max_length, text_dim) UMT5 embeddings of the batch's captions (each prompt encoded once, cached), or
+        of the cached latents' embeddings (their caption's, or the empty prompt's for the same ``text.dropout`` draw),
+        zero-padded as ``WanPipeline`` pads them."""
+        if not self.cached_text:
+            return self.text.encode(self.captions(clip, generator), device=self.accelerator.device)
+        cfg, B = self.config.text, clip.latents.shape[0]
+        dropped = torch.rand(B, generator=generator) < cfg.dropout  # the draw captions() makes
+        out = torch.zeros(B, cfg.max_length, clip.text.shape[-1],
+                          dtype=torch.bfloat16 if torch.cuda.is_available() else torch.float32)
+        for b in range(B):
+            rows = (clip.text_empty if dropped[b] else clip.text)[b, : cfg.max_length]
+            out[b, : rows.shape[0]] = rows.to(out.dtype)
+        return out.to(self.accelerator.device)
+
+    def _check_data(self, model) -> None:
+        """Refuse data the run cannot train on, before any step: cached latents of another VAE or for CVD's
+        pseudo-views (they warp frames), cached text of another width."""
+        if not self.batches.latents:
+            return
+        meta = self.batches.peek().meta
+        source = self.config.data.source
+        if not isinstance(self.codec, WanVAECodec):
+            raise ValueError(f"data.source {source}: holds cached VAE latents, but model {self.config.model} works in "
+                             "pixels; train a Wan root's model on them, or on the video shards")
+        if meta.get("latents") != codec_fingerprint(self.codec):
+            raise ValueError(f"data.source {source}: its latents were encoded by another VAE ({meta.get('latents')}) "
+                             f"than model {self.config.model}'s; encode them again with `mvtrack encode`")
+        if self.config.cvd.pseudo_fraction > 0:
+            raise ValueError(f"data.source {source}: cvd.pseudo_fraction warps video frames into pseudo-views, which "
+                             "cached latents no longer have; train CVD's hybrid data on the video shards")
+        if self.cached_text and self.batches.peek().text.shape[-1] != model.wan.config.text_dim:
+            raise ValueError(f"data.source {source}: its text embeddings have {self.batches.peek().text.shape[-1]} "
+                             f"dimensions, the transformer's cross-attention reads {model.wan.config.text_dim}")
 
     def model_tracks(self, clip: MultiViewClip) -> tuple[torch.Tensor, torch.Tensor]:
         """The clip's tracks on the model's input grid: (B, V, F, N, 2) and (B, V, F, N). Pixel models: as they are.
@@ -240,8 +285,8 @@ class Trainer:
             return clip
         clips = clip.unbatch()
         for i in chosen.nonzero()[:, 0].tolist():
-            pseudo = homography_pseudo_views(clips[i], clip.num_views, 0, generator, max_degrees=cfg.pseudo_degrees,
-                                             max_zoom=cfg.pseudo_zoom)
+            pseudo = homography_pseudo_views(clips[i], self.config.data.views, 0, generator,
+                                             max_degrees=cfg.pseudo_degrees, max_zoom=cfg.pseudo_zoom)
             clips[i] = pseudo
         # the fields every clip of the batch has, in the real clips' dtypes (the pseudo-views' are exact too)
         shared = set.intersection(*(set(c.tensors()) for c in clips))
