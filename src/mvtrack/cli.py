@@ -821,3 +821,9 @@ def track_features(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"features": features, "layer": layer, "sigma": sigma, "clips": clips,
                                    "scores": rows}, indent=1))
+
+
+# commands that prepare training data (encode, prepare-tracks), kept in their own module
+from mvtrack.cli_prepare import register as _register_prepare  # noqa: E402
+
+_register_prepare(app, console, _progress)

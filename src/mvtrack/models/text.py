@@ -62,6 +62,11 @@ class TextEncoder:
         lengths = mask.gt(0).sum(dim=1).tolist()
         return [h[:n].cpu() for h, n in zip(hidden, lengths)]
 
+    def token_embeds(self, prompt: str) -> torch.Tensor:
+        """(n, D) on the CPU: the embeddings of ``prompt``'s own n tokens (``encode`` pads them with zero rows)."""
+        self.encode([prompt])
+        return self._cache[clean_prompt(prompt)].clone()
+
     def encode(self, prompts: str | list[str], device=None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Embed ``prompts`` (cached per prompt).
 
