@@ -27,7 +27,7 @@ import torch
 
 from mvtrack.data import PairedTracks, RealTracks, load_tracks3d
 from mvtrack.data.real_tracks import points_tracks
-from mvtrack.data.source import Source, crop_inverse, target_cameras
+from mvtrack.data.source import Source, camera_file, crop_inverse, target_cameras
 from mvtrack.data.source_geometry import (
     SCENE_DEPTH,
     SourceGeometry,
@@ -190,7 +190,7 @@ def target_views(inputs: SourceInputs, specs: list[str], seed: int = 0, absolute
     depth = inputs.geometry.median_depth() if inputs.geometry is not None and inputs.geometry.valid.any() else None
     for i, spec in enumerate(specs):
         generator = torch.Generator().manual_seed(seed + i)
-        is_file = Path(spec).is_file()
+        is_file = camera_file(spec) is not None
         w2c, K = target_cameras(spec, inputs.source, generator, absolute, center_depth=depth)
         if is_file and absolute:  # poses written in the file's (unscaled) world
             w2c = scale_cameras(w2c, inputs.scale)
