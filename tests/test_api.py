@@ -21,7 +21,7 @@ def test_rerender_a_video_in_a_few_lines(tmp_path):
     result.save(tmp_path / "out")
     assert read_video(tmp_path / "out" / "grid.mp4").shape == (2, 16, 3 * 16 + 2 * 2, 3)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
+        "contact_sheet.png", "grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
 
 
 def test_an_install_without_the_embedded_model_asks_for_model(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ ALLOWED = {
     "models": {"geometry", "defaults"},
     "tracking": {"geometry", "data", "models", "evaluation"},
     "pipelines": {"geometry", "data", "models", "defaults"},
-    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs"},
+    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults"},
     "runners": {"geometry", "data", "models", "tracking", "pipelines", "training", "evaluation", "scenes", "viz",
                 "outputs", "defaults", "devices", "_lazy"},
 }

@@ -11,6 +11,13 @@ SAMPLING_STEPS = 25
 # horizontal field of view (degrees) of a source that comes without a camera file
 FOV_DEGREES = 55.0
 
+# Prompts of a model with a text encoder: the caption of clips that carry none (every synthetic engine clip), used
+# by training (text.default_caption) and by `mvtrack encode`, and the tokens per prompt (Wan2.1's)
+CAPTION = "a synthetic 3D scene of textured objects moving over a textured ground"
+TEXT_TOKENS = 512
+# how `mvtrack encode` stores latents and embeddings
+LATENT_DTYPES = ("float16", "float32")
+
 # The embedded default, weights/mvtrack-S, lives in the source tree (32 MiB): a checkout or an editable install
 # (`make demo`, `pip install -e .`) has it; a wheel does not carry it, so there the model is a required --model.
 SOURCE_TREE_MODEL = Path(__file__).resolve().parents[2] / "weights" / "mvtrack-S"

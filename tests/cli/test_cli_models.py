@@ -81,7 +81,7 @@ def test_train_demo_generate(tmp_path):
     )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "gen").iterdir())
-    assert names == ["grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
+    assert names == ["contact_sheet.png", "grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
     assert iio.imread(tmp_path / "gen" / "grid.mp4", plugin="pyav").shape[:3] == (2, 16, 3 * 16 + 2 * 2)
 
     # image-to-video: one first frame, two views generated jointly

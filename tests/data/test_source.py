@@ -58,6 +58,33 @@ def test_target_files_of_a_wider_video_follow_the_crop(tmp_path):
     assert K[0, 0, 2].item() == pytest.approx((float(clip.K[0, 0, 0, 0, 2]) - 14 + 0.5) * 32 / 36 - 0.5)
 
 
+def test_a_target_file_from_a_later_frame_gives_those_frames_cameras(tmp_path):
+    """FILE@N: the cameras of frames N.. of the file (held-out frames of a static scene), with their intrinsics."""
+    _write_clip(tmp_path, 32, 32, frames=8)
+    source = load_source(tmp_path / "src.mp4", (32, 32), num_frames=4, cameras=tmp_path / "src.txt")
+    later = load_source(tmp_path / "src.mp4", (32, 32), num_frames=8, cameras=tmp_path / "src.txt",
+                        indices=[4, 5, 6, 7])
+    w2c, K = target_cameras(f"{tmp_path / 'src.txt'}@4", source, absolute=True)
+    torch.testing.assert_close(w2c, later.w2c)
+    torch.testing.assert_close(K, later.K)
+    assert not torch.allclose(w2c, source.w2c)
+    with pytest.raises(ValueError, match=r"src.txt: expected at least 9 frames \(from frame 5\), got 8"):
+        target_cameras(f"{tmp_path / 'src.txt'}@5", source, absolute=True)
+
+    # in a scaled scene (generate's), FILE@N is a file like FILE: its translations are scaled like the source's
+    from dataclasses import replace
+
+    from mvtrack.data.source_geometry import scale_cameras
+    from mvtrack.runners.generate import SourceInputs, target_views
+
+    scaled = SourceInputs(replace(source, w2c=scale_cameras(source.w2c, 2.5)), 2.5, None, None, [])
+    for absolute in (True, False):
+        (plain, _), (at0, _) = target_views(scaled, [str(tmp_path / "src.txt"), f"{tmp_path / 'src.txt'}@0"],
+                                            absolute=absolute)
+        torch.testing.assert_close(at0, plain)
+        torch.testing.assert_close(plain, scaled.source.w2c)
+
+
 def test_stereo_geometry_of_a_source_and_its_scene_scale(tmp_path):
     _write_clip(tmp_path, 64, 64, frames=8, seed=3)
     source = load_source(tmp_path / "src.mp4", (32, 32), cameras=tmp_path / "src.txt")

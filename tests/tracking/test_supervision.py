@@ -346,8 +346,9 @@ def test_track4gen_trainable_subset_trains_only_it_and_resumes_exactly(tmp_path)
     changed = {n for n, _ in model.named_parameters() if not torch.equal(before[n], after[n])}
     assert changed == trainable  # all of them move (the refiner's hidden layers once its last conv has)
     assert not torch.equal(before["refiner.refiner.norms.0.running_mean"], after["refiner.refiner.norms.0.running_mean"])
-    saved = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "model.safetensors")
-    ema = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "ema.safetensors")
+    from mvtrack.training.checkpoint import read_weights
+
+    ema, saved = read_weights(tmp_path / "full" / "checkpoints" / "step_000002")
     assert set(ema) == trainable and set(saved) == trainable | {k for k, _ in model.named_buffers() if k in before}
     final = load_file(tmp_path / "full" / "final" / "diffusion_pytorch_model.safetensors")
     for n, _ in model.named_parameters():

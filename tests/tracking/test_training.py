@@ -7,6 +7,7 @@ import torch
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.tracking.analysis import attention_scores
 from mvtrack.training import TrainConfig, Trainer
+from mvtrack.training.sharded import read_full
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "camera_only_tiny.yaml"
@@ -23,7 +24,8 @@ def test_supervised_training_logs_its_losses_and_resumes_exactly(tmp_path, train
     full = Trainer(config(tmp_path / "full", "max_steps=8", "checkpoint_every=4", BOTH))
     full.train()
     ckpt = tmp_path / "full" / "checkpoints" / "step_000008"
-    assert (ckpt / "track_head.safetensors").is_file()
+    head = read_full(ckpt / "state", "track_head")  # the head is checkpointed beside the model
+    assert head.keys() == full.supervision.head.state_dict().keys()
     logged = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     for key in ("loss_diffusion", "loss_corr", "loss_track", "loss_refiner"):
         assert key in logged[-1] and logged[-1][key] > 0, key

@@ -11,7 +11,8 @@ from mvtrack.training import TrainConfig
 from mvtrack.training.model import build_model
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-TRAINING = sorted(p for p in CONFIGS.rglob("*.yaml") if "bench" not in p.parts)
+# bench/: benchmark splits; accelerate/: `accelerate launch` configs
+TRAINING = sorted(p for p in CONFIGS.rglob("*.yaml") if not {"bench", "accelerate"} & set(p.parts))
 # experiment -> the keys an arm may change beside the control (camera_only.yaml)
 EXPERIMENTS = {"track_cpu": {"tracking", "trainable"}, "track2view_cpu": {"track2view", "tracking"},
                "cvd_cpu": {"cvd"}}

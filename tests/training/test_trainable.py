@@ -83,7 +83,9 @@ def test_a_lora_run_saves_only_what_it_trains_and_resumes_exactly(tmp_path, trai
     assert moved and moved <= trained and any(".lora_B." in n for n in moved)
     from safetensors.torch import load_file
 
-    saved = load_file(tmp_path / "full" / "checkpoints" / "step_000002" / "model.safetensors")
+    from mvtrack.training.checkpoint import read_weights
+
+    _, saved = read_weights(tmp_path / "full" / "checkpoints" / "step_000002")
     assert set(saved) == trained
     train_killed_at(Trainer(tiny_config(tmp_path / "split", *args)), 1)
     resumed = Trainer(tiny_config(tmp_path / "split", *args))
@@ -127,7 +129,7 @@ def test_captions_come_from_the_clip_or_the_default_and_some_are_dropped(tmp_pat
     # the embeddings reach the model as its encoder_hidden_states
     seen = []
     forward = trainer.unwrapped.forward
-    trainer.model.forward = lambda *a, **k: seen.append(a[3]) or forward(*a, **k)
+    trainer.unwrapped.forward = lambda *a, **k: seen.append(a[3]) or forward(*a, **k)
     trainer.micro_step(0, 0)
     assert seen[0].shape == (clip.video.shape[0], 512, 16) and seen[0].abs().sum() > 0
 

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from mvtrack.models import load_model
 from mvtrack.models.pretrained import keeps_fp32
 from mvtrack.training import EMA, TrainConfig, Trainer, find_checkpoint
+from mvtrack.training.checkpoint import read_weights
 from mvtrack.training.data import TrainBatches
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def test_outputs_and_checkpoint_layout(tmp_path):
     assert [x["step"] for x in lines] == [2, 4, 6] and all(x["loss"] > 0 for x in lines)
     # final/ holds the EMA weights in a directory load_model reads
     model, _ = load_model(tmp_path / "final")
-    ema = load_file(root / "step_000006" / "ema.safetensors")
+    ema, _ = read_weights(root / "step_000006")
     for k, p in model.named_parameters():
         torch.testing.assert_close(p.detach(), ema[k], rtol=0, atol=0)
 
@@ -135,8 +136,8 @@ def test_ema_follows_the_parameters():
     "trainable=lora", "lora.rank=2", "weight_dtype=bfloat16", "mixed_precision=bf16",
     "track2view.conditioner={blocks: [0]}"]], ids=["all", "lora"])
 def test_two_processes_on_gloo(tmp_path, extra):
-    """`accelerate launch` with two CPU processes (gloo): both ranks train in sync and checkpoint once, also with
-    LoRA on a frozen bf16 backbone."""
+    """`accelerate launch --config_file configs/accelerate/ddp.yaml` with two CPU processes (gloo): both ranks train in
+    sync and checkpoint, also with LoRA on a frozen bf16 backbone."""
     script = tmp_path / "run.py"
     script.write_text(
         "import sys, torch\n"
@@ -153,22 +154,9 @@ def test_two_processes_on_gloo(tmp_path, extra):
         "acc.end_training()\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        str(script),
-        str(tmp_path / "run"),
-    ]
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+           str(ROOT / "configs" / "accelerate" / "ddp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
+           str(script), str(tmp_path / "run")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("WORLD"))
@@ -260,7 +248,7 @@ def test_export_keeps_the_trained_buffers(tmp_path):
     cfg = tiny_config(tmp_path, "max_steps=2", "checkpoint_every=2", "data.num_tracks=64",
                       "tracking={refiner_block: 1, refiner_style: paper, refiner_weight: 0.5}")
     Trainer(cfg).train()
-    trained = load_file(tmp_path / "checkpoints" / "step_000002" / "model.safetensors")
+    _, trained = read_weights(tmp_path / "checkpoints" / "step_000002")
     final = load_file(tmp_path / "final" / "diffusion_pytorch_model.safetensors")
     stats = [k for k in trained if k.endswith("running_mean")]
     assert stats and any(trained[k].abs().sum() > 0 for k in stats)

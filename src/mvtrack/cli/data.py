@@ -9,7 +9,7 @@ from typing import Literal
 
 import typer
 
-from mvtrack.scenes.config import BASELINES, SPLITS, SynthConfig
+from mvtrack.scenes.config import BASELINES, LAYOUTS, SPLITS, SynthConfig
 
 from ._app import app, console, parse_size, progress_bar
 
@@ -29,6 +29,13 @@ def synth(
     shards: int = typer.Option(64, min=1, help="Clips per shard."),
     baseline: Literal[BASELINES] = typer.Option(
         _ENGINE.baseline, help="Camera baseline between views: small (3-12 degrees), wide (25-70) or mixed."),
+    layouts: str = typer.Option(",".join(_ENGINE.layouts), help=f"Scene layouts drawn per clip, comma-separated, of "
+                                f"{', '.join(LAYOUTS)}: objects (primitives under a sky dome), room (RealEstate10K-like "
+                                "rooms walked through)."),
+    photo_prob: float = typer.Option(_ENGINE.photo_prob, help="Share of surfaces textured with photographs "
+                                     "(scenes/photos.py), in [0, 1]."),
+    query_view: int = typer.Option(_ENGINE.query_view, help="Draw track queries from this view only (0: Track2View's "
+                                   "source tracks)."),
     batch: int = typer.Option(0, min=0, help="Clips rendered together (0: 1 on CPU, where it is fastest; 64 on GPU)."),
     device: str = typer.Option("cpu", help="Render device, e.g. cpu or cuda."),
     video_format: str = typer.Option(
@@ -42,7 +49,8 @@ def synth(
     height, width = parse_size(size)
     try:
         config = SynthConfig(views=views, frames=frames, height=height, width=width, num_tracks=tracks,
-                             baseline=baseline)
+                             baseline=baseline, layouts=tuple(x.strip() for x in layouts.split(",")),
+                             photo_prob=photo_prob, query_view=query_view)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     start = time.perf_counter()

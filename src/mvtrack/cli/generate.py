@@ -91,6 +91,12 @@ def generate(
         None, help="A local depth-estimation model directory (transformers: Depth Anything V2, DPT) whose depth, "
         "aligned to the stereo depth, completes it where stereo finds none. Nothing is downloaded."
     ),
+    truth: Path = typer.Option(
+        None, help="The true frames of the (single) --target's cameras, if you have them (a held-out part of a static "
+        "scene): cropped like the source, shown in contact_sheet.png and scored (PSNR, SSIM)."
+    ),
+    truth_start: int = typer.Option(0, min=0, help="The first frame of --truth to use (e.g. the source's --frames, when "
+                                    "the target file holds the cameras of the frames after the source's)."),
     absolute_targets: bool = typer.Option(
         False,
         "--absolute-targets",
@@ -138,6 +144,8 @@ def generate(
 
     if (video is None) == (image is None):
         raise typer.BadParameter("give exactly one of --video (re-render) or --image (image-to-video)")
+    if truth is not None and (image is not None or len(target) != 1):
+        raise typer.BadParameter("applies to re-rendering a --video along one --target", param_hint="--truth")
     if not 0 < fov < 180:
         raise typer.BadParameter(f"expected a horizontal field of view in (0, 180) degrees, got {fov}",
                                  param_hint="--fov")
@@ -150,13 +158,18 @@ def generate(
     with progress_bar() as progress:
         result = generate_views(
             pipe, model, video=video, image=image, targets=target, cameras=cameras, depth=depth, tracks3d=tracks3d,
-            depth_model=depth_model, absolute_targets=absolute_targets, frames=frames, size=hw, fov=fov, steps=steps,
+            depth_model=depth_model, absolute_targets=absolute_targets, truth=truth, truth_start=truth_start,
+            frames=frames, size=hw, fov=fov, steps=steps,
             seed=seed, joint=joint, views_per_group=views_per_group, prompt=prompt, negative_prompt=negative_prompt,
             guidance_scale=guidance_scale, progress=tasks(progress))
     for line in result.notes:
         console.print(line)
+    if result.scores is not None:
+        console.print(f"against {truth}: PSNR {result.scores['psnr']:.2f} dB, SSIM {result.scores['ssim']:.3f} "
+                      "(means over frames)")
     result.save(out, fps)
-    console.print(f"wrote {1 + len(result.views)} views and grid.mp4 (source | " + " | ".join(target) + f") to {out}")
+    console.print(f"wrote {1 + len(result.views)} views, grid.mp4 and contact_sheet.png ({' | '.join(result.names)}) "
+                  f"to {out}")
 
 
 @app.command()

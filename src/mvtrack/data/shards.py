@@ -2,7 +2,8 @@
 
 Each clip is a group of tar members ``KEY.FIELD.npy`` (numpy's format, read with ``allow_pickle=False``)
 followed by ``KEY.json`` (metadata and the list of fields). The JSON comes last, so a reader knows a
-sample is complete when it arrives; nothing in a shard is ever unpickled. Everything but the video is stored at
+sample is complete when it arrives; nothing in a shard is ever unpickled. A shard may also hold cached latents
+(``LatentClip``, JSON ``"kind": "latents"``, see ``latents``); readers return whichever kind a sample is. Everything but the video is stored at
 full precision. The video is either raw uint8 ``KEY.video.npy`` ``(V, T, H, W, 3)`` (``video_format="npy"``, the
 default and the only format of older shards) or encoded (``"mp4"``, ``"jpg"``, ``"png"``: members
 ``KEY.video.{v}.mp4`` or ``KEY.video.{v}.{t}.jpg|png``, see ``video_codec``), declared in the JSON as
@@ -27,6 +28,7 @@ import torch
 from einops import rearrange
 
 from .clip import SCHEMA, MultiViewClip
+from .latents import KIND, LATENT_SCHEMA, LatentClip
 from .video_codec import ENCODED_FORMATS, VideoCodecError, check_quality, decode_video, encode_video
 
 SHARD_NAME = "shard-{:06d}.tar"
@@ -60,6 +62,8 @@ def encode_clip(clip: MultiViewClip, video_format: str = "npy", quality: int | N
     """
     if clip.batched:
         raise ValueError("encode_clip: expected an unbatched clip")
+    if isinstance(clip, LatentClip):
+        return _encode_latents(clip)
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f"video_format: expected one of {VIDEO_FORMATS}, got {video_format!r}")
     info = {"fields": sorted(clip.tensors()), "meta": clip.meta}
@@ -81,8 +85,18 @@ def encode_clip(clip: MultiViewClip, video_format: str = "npy", quality: int | N
     return out
 
 
-def _npy_header(data: bytes, name: str, where: str) -> None:
-    """Check a ``.npy`` payload's header against ``SCHEMA[name]`` and its own length before anything is allocated."""
+def _encode_latents(clip: LatentClip) -> dict[str, bytes]:
+    out = {}
+    for name, value in clip.tensors().items():
+        buf = io.BytesIO()
+        np.save(buf, value.detach().cpu().numpy(), allow_pickle=False)
+        out[f"{name}.npy"] = buf.getvalue()
+    out["json"] = json.dumps({"kind": KIND, "fields": sorted(clip.tensors()), "meta": clip.meta}).encode()
+    return out
+
+
+def _npy_header(data: bytes, name: str, where: str, schema: dict = SCHEMA) -> None:
+    """Check a ``.npy`` payload's header against ``schema[name]`` and its own length before anything is allocated."""
     f = io.BytesIO(data)
     try:
         version = np.lib.format.read_magic(f)
@@ -94,11 +108,11 @@ def _npy_header(data: bytes, name: str, where: str) -> None:
             raise ValueError(f"unsupported .npy version {version}")
     except Exception as e:  # numpy's header parser raises many types on hostile bytes (SyntaxError, TokenError)
         raise ShardError(f"{where}: field {name} is not a valid .npy array ({type(e).__name__}: {e})") from None
-    axes = "V T H W 3".split() if name == "video" else SCHEMA[name][0].split()  # video is channels-last on disk
+    axes = "V T H W 3".split() if name == "video" and schema is SCHEMA else schema[name][0].split()  # channels-last
     if len(shape) != len(axes) or any(a.isdigit() and n != int(a) for a, n in zip(axes, shape)):
         raise ShardError(f"{where}: field {name}: expected shape ({', '.join(axes)}), got {shape}")
-    kind = SCHEMA[name][1]
-    allowed = "u" if name == "video" else {"float": "f", "bool": "b", "int": "iu"}[kind]
+    kind = schema[name][1]
+    allowed = "u" if name == "video" and schema is SCHEMA else {"float": "f", "bool": "b", "int": "iu"}[kind]
     if dtype.hasobject or dtype.kind not in allowed or not dtype.isnative:
         expected = "uint8" if name == "video" else f"a native {kind} type"
         raise ShardError(f"{where}: field {name}: expected {expected}, got dtype {dtype.str}")
@@ -153,6 +167,8 @@ def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewCl
     except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise ShardError(f"{where}: json member is not valid JSON ({e})") from None
     _check_info(info, where)
+    if info.get("kind") == KIND:
+        return _decode_latents(members, info, where)
     tensors = {}
     for name in info.get("fields", []):
         if name not in SCHEMA:
@@ -183,6 +199,25 @@ def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewCl
             tensors[name] = torch.from_numpy(array)
     try:
         return MultiViewClip(**tensors, meta=info.get("meta", {}))
+    except (ValueError, TypeError) as e:
+        raise ShardError(f"{where}: {e}") from None
+
+
+def _decode_latents(members: dict[str, bytes], info: dict, where: str) -> LatentClip:
+    tensors = {}
+    for name in info.get("fields", []):
+        if name not in LATENT_SCHEMA:
+            raise ShardError(f"{where}: unknown latent field {name!r}")
+        data = members.get(f"{name}.npy")
+        if data is None:
+            raise ShardError(f"{where}: field {name} listed in json but missing or too large")
+        _npy_header(data, name, where, LATENT_SCHEMA)
+        try:
+            tensors[name] = torch.from_numpy(np.load(io.BytesIO(data), allow_pickle=False))
+        except (ValueError, OSError, EOFError) as e:
+            raise ShardError(f"{where}: field {name} is not a valid .npy array ({e})") from None
+    try:
+        return LatentClip(**tensors, meta=info.get("meta", {}))
     except (ValueError, TypeError) as e:
         raise ShardError(f"{where}: {e}") from None
 

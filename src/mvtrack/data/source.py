@@ -237,6 +237,14 @@ def crop_inverse(K: torch.Tensor, crop: Crop) -> torch.Tensor:
     return out
 
 
+def camera_file(spec: str) -> tuple[Path, int] | None:
+    """``(path, first frame)`` of a target spec that names a camera file (``FILE`` or ``FILE@N``), else ``None``."""
+    path, at, first = spec.rpartition("@")
+    if at and first.isdigit() and Path(path).is_file():
+        return Path(path), int(first)
+    return (Path(spec), 0) if Path(spec).is_file() else None
+
+
 def target_cameras(
     spec: str,
     source: Source,
@@ -245,6 +253,9 @@ def target_cameras(
     center_depth: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A target view's ``(w2c (T, 4, 4), K (T, 3, 3))`` from a RealEstate10K file or a named trajectory (``orbit:30``).
+
+    ``FILE@N`` takes a file's cameras from its frame ``N`` on (e.g. the cameras of the frames after the source's, in
+    the source's own file, to re-render held-out frames of a static scene).
 
     A file's intrinsics describe the whole frame of its video, which is taken to be the source's size: they follow
     the source's crop and resize exactly as the source's own intrinsics do. Its poses are taken relative to its own
@@ -256,14 +267,16 @@ def target_cameras(
     point ``center_depth`` ahead of it (the scene's depth; the generators' default without it).
     """
     T = source.num_frames
-    if Path(spec).is_file():
-        cams = read_re10k(spec, mirrored="error" if absolute else "relative")
-        if len(cams) < T:
-            raise ValueError(f"target camera file {spec}: expected at least {T} frames, got {len(cams)}")
-        w2c = cams.w2c[:T].float()
+    if (file := camera_file(spec)) is not None:
+        path, start = file
+        cams = read_re10k(path, mirrored="error" if absolute else "relative")
+        if len(cams) < start + T:
+            raise ValueError(f"target camera file {path}: expected at least {start + T} frames (from frame {start}), "
+                             f"got {len(cams)}")
+        w2c = cams.w2c[start:start + T].float()
         if not absolute:
             w2c = w2c @ invert_rigid(w2c[:1]) @ source.w2c[:1].float()
-        return w2c, source.crop.intrinsics(cams.K(*source.crop.source)[:T].float())
+        return w2c, source.crop.intrinsics(cams.K(*source.crop.source)[start:start + T].float())
     if "/" in spec or spec.endswith(".txt"):
         raise FileNotFoundError(f"target camera file {spec}: not found")
     name = spec.partition(":")[0]

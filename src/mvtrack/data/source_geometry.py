@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from mvtrack.geometry import StereoDepth, fill_depth, plane_sweep_depth, project, unproject_depth_map
+from mvtrack.geometry import StereoDepth, camera_centers, fill_depth, plane_sweep_depth, project, unproject_depth_map
 from mvtrack.geometry.stereo import depth_consistency, neighbour_frames
 
 from .real_tracks import MODES, RealTracks
@@ -87,11 +88,12 @@ def geometry_size(source: Source, factor: int = 2) -> tuple[int, int]:
 
 def sparse_depth_range(frames: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor) -> tuple[float, float] | None:
     """(near, far) of the scene from its triangulated flow tracks (2nd and 98th percentile of their depths,
-    widened 1.5 times), or None when too few points triangulate (little parallax)."""
+    widened 1.5 times), or None when too few points triangulate (little parallax). A range needs less parallax
+    than a measurement (2 px rather than ``MIN_PARALLAX_PX``): it is widened anyway."""
     from .real_tracks import video_tracks
 
     H = frames.shape[-2]
-    tracks = video_tracks(frames, w2c, K, grid_step=max(2, H // 32))
+    tracks = video_tracks(frames, w2c, K, grid_step=max(2, H // 32), min_parallax_px=2.0)
     z = [project(tracks.points[0, t][tracks.known[0, t]].double(), w2c[t].double(), K[t].double())[1]
          for t in range(frames.shape[0])]
     z = torch.cat(z)
@@ -172,8 +174,19 @@ def estimate_geometry(
     working_size = working_size or geometry_size(source)
     frames, K = source.at(working_size)
     w2c = source.w2c
+    centres = camera_centers(w2c.double())
+    baseline = float((centres[:, None] - centres[None]).norm(dim=-1).max())
+    if baseline <= 1e-4 * (1 + float(centres.norm(dim=-1).max())):  # float32 poses of a turning camera: noise only
+        empty = torch.zeros(T, *working_size, dtype=torch.bool)
+        return SourceGeometry(torch.ones(T, *working_size), K, torch.zeros(T, *working_size), empty, empty, empty,
+                              "none", "no depth: the camera does not move (a static or turning camera has no "
+                              "parallax)")
     if depth_range is None:
         depth_range = sparse_depth_range(frames, w2c, K)
+        if depth_range is None:  # nothing triangulates: a static or turning camera, no parallax to measure depth
+            empty = torch.zeros(T, *working_size, dtype=torch.bool)
+            return SourceGeometry(torch.ones(T, *working_size), K, torch.zeros(T, *working_size), empty, empty, empty,
+                                  "none", "no depth: too little camera motion (no parallax) for stereo")
     stereo = plane_sweep_depth(frames, w2c, K, depth_range, num_planes=num_planes, min_confidence=min_confidence)
     depth, confidence, valid, mode = stereo.depth, stereo.confidence, stereo.valid, "stereo"
     learned = torch.zeros_like(valid)
@@ -261,3 +274,77 @@ def _confirmed(xy: torch.Tensor, z: torch.Tensor, geometry: SourceGeometry, tole
     there = geometry.depth.reshape(T, -1).gather(1, index).double()
     valid = geometry.supported.reshape(T, -1).gather(1, index)
     return inside & valid & ((there - z).abs() <= tolerance * z)
+
+
+def clip_source(clip, b: int = 0, view: int = 0) -> Source:
+    """View ``view`` of clip ``b`` of a batched ``MultiViewClip`` as a user's source video: its frames and cameras
+    (no crop; the frames are their own window)."""
+    from .source import Crop
+
+    frames = clip.video[b, view].float().cpu()
+    H, W = frames.shape[-2:]
+    window = (frames.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+    K = clip.K[b, view].float().cpu()
+    return Source(frames, clip.w2c[b, view].float().cpu(), K, Crop((H, W), (0, 0, H, W), (H, W)), window, K, "file")
+
+
+def clip_stereo_tracks(clip, source: int = 0, scene_depth: float = SCENE_DEPTH, cache: str | Path | None = None):
+    """What ``mvtrack generate`` gives a model on a real video, for a batch of clips: view ``source``'s frames are the
+    video (its cameras the camera file), its geometry comes from stereo over those frames alone
+    (``estimate_geometry``), the scene is scaled to ``scene_depth`` and every pixel becomes a dense static track,
+    paired with every view's cameras. Nothing of the other views but their cameras, nor any exact depth, is read.
+
+    Args:
+        clip: a batched ``MultiViewClip`` (video (B, V, T, 3, H, W), w2c, K).
+        cache: a directory where each clip's geometry is kept under its engine seed (``meta["seed"]``), so runs on the
+            same clips estimate it once.
+
+    Returns:
+        ``(PairedTracks`` of (B, V, T, N) with N = T H W, ``scale (B,)`` the factor each clip's cameras must be
+        multiplied by (``scale_cameras``) to be in the scene units the tracks are in).
+    """
+    from .paired import PairedTracks
+
+    B, V, T, _, H, W = clip.video.shape
+    paired, scales = [], []
+    for b in range(B):
+        src = clip_source(clip, b, source)
+        w2c, K = src.w2c, src.K
+        seed = clip.meta[b].get("seed") if isinstance(clip.meta, list) and isinstance(clip.meta[b], dict) else None
+        path = Path(cache) / f"{seed}_{H}x{W}_v{source}.npz" if cache is not None and seed is not None else None
+        geometry = _load_geometry(path) if path is not None and path.is_file() else None
+        if geometry is None:
+            geometry = estimate_geometry(src)  # no parallax: no valid pixel, every track of weight FILLED_WEIGHT
+            if path is not None:
+                _save_geometry(path, geometry)
+        factor = scene_scale(geometry, scene_depth)
+        scaled = src.with_cameras(scale_cameras(w2c, factor), K, "file")
+        tracks = dense_tracks(scaled, geometry.scaled(factor))
+        pair = tracks.paired(scale_cameras(clip.w2c[b:b + 1].float().cpu(), factor), clip.K[b:b + 1].float().cpu(),
+                             (H, W), source)
+        if geometry.mode == "none":  # no depth (no parallax): no tracks, the model runs camera-only on this clip
+            pair.visible = torch.zeros_like(pair.visible)
+        paired.append(pair)
+        scales.append(factor)
+    stack = {k: torch.cat([getattr(p, k) for p in paired]) for k in ("tracks", "depth", "visible", "source_frame",
+                                                                       "weight")}
+    return PairedTracks(stack["tracks"], stack["depth"], stack["visible"], source, stack["source_frame"],
+                        stack["weight"]), torch.tensor(scales)
+
+
+def _save_geometry(path: Path, geometry: SourceGeometry) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **{k: getattr(geometry, k).numpy() for k in ("depth", "K", "confidence", "valid", "supported",
+                                                                  "moving")}, mode=np.array(geometry.mode))
+    tmp.replace(path)  # whole or absent: a run killed while writing leaves no half file
+
+
+def _load_geometry(path: Path) -> SourceGeometry | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            fields = {k: torch.from_numpy(data[k]) for k in ("depth", "K", "confidence", "valid", "supported",
+                                                             "moving")}
+            return SourceGeometry(**fields, mode=str(data["mode"]))
+    except (OSError, ValueError, KeyError):  # a damaged entry is estimated again
+        return None

@@ -222,12 +222,7 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, predict
         model = load_transformer(path / "transformer", torch_dtype)
         codec = PixelCodec()
         if (path / "vae").is_dir():
-            from diffusers import AutoencoderKLWan
-
-            if _class_name(path / "vae") != "AutoencoderKLWan":
-                raise ValueError(f"model {path / 'vae'}: expected an AutoencoderKLWan config.json")
-            # float32 whatever torch_dtype is, as diffusers' Wan examples load it: bf16 decoding loses detail
-            codec = WanVAECodec(_load(AutoencoderKLWan, path / "vae", torch.float32))
+            codec = load_vae_codec(path)
     else:
         raise FileNotFoundError(f"model {path}: expected config.json or a transformer/ subdirectory")
     if prediction_type is not None and model.config.prediction_type != prediction_type:
@@ -240,6 +235,19 @@ def load_model(spec: str | Path, torch_dtype: torch.dtype | None = None, predict
             f"{'VAE latents have' if isinstance(codec, WanVAECodec) else 'pixel space has'} {codec.channels}"
         )
     return model, codec
+
+
+def load_vae_codec(root: str | Path) -> WanVAECodec:
+    """The ``WanVAECodec`` of a model root's ``vae/`` alone (no transformer is read)."""
+    from diffusers import AutoencoderKLWan
+
+    path = Path(root) / "vae"
+    if not path.is_dir():
+        raise FileNotFoundError(f"model {root}: no vae/ directory (a Wan2.1 root has one)")
+    if _class_name(path) != "AutoencoderKLWan":
+        raise ValueError(f"model {path}: expected an AutoencoderKLWan config.json")
+    # float32 whatever the transformer's dtype, as diffusers' Wan examples load it: bf16 decoding loses detail
+    return WanVAECodec(_load(AutoencoderKLWan, path, torch.float32))
 
 
 def _load_adapter(directory: Path, torch_dtype: torch.dtype | None) -> MultiViewTransformer:

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from mvtrack.defaults import TEXT_TOKENS
+
 # Wan2.1 was trained with 512 text tokens (diffusers' WanPipeline default)
-MAX_LENGTH = 512
+MAX_LENGTH = TEXT_TOKENS
 
 
 def clean_prompt(text: str) -> str:
@@ -61,6 +63,11 @@ class TextEncoder:
         hidden = self.encoder(ids, mask).last_hidden_state  # (B, S, D)
         lengths = mask.gt(0).sum(dim=1).tolist()
         return [h[:n].cpu() for h, n in zip(hidden, lengths)]
+
+    def token_embeds(self, prompt: str) -> torch.Tensor:
+        """(n, D) on the CPU: the embeddings of ``prompt``'s own n tokens (``encode`` pads them with zero rows)."""
+        self.encode([prompt])
+        return self._cache[clean_prompt(prompt)].clone()
 
     def encode(self, prompts: str | list[str], device=None, dtype: torch.dtype | None = None) -> torch.Tensor:
         """Embed ``prompts`` (cached per prompt).

@@ -49,8 +49,15 @@ class TrackConditioner(nn.Module):
         tokens, pixels: the two transport paths (above); at least one.
         skip: a gated geometric skip (needs ``pixels``): the model's clean-frame estimate x_0 becomes
             ``x_0 + g * coverage * (splat - x_0)``, with ``splat`` the source frames carried along the tracks and
-            ``g`` one learned gate per channel starting at 0. Where tracks land, the network then only has to
-            correct the transported pixels instead of re-synthesising them through its 8x8-pixel tokens.
+            ``g`` one learned gate per channel starting at ``skip_init`` (``skip_fixed``: held there). Where tracks
+            land, the network then only has to correct the transported pixels instead of re-synthesising them
+            through its 8x8-pixel tokens.
+        skip_init: the gate's first value (0: closed; 1: the splat replaces x_0 wherever tracks cover a pixel).
+        skip_fixed: the gate is not trained (a buffer).
+        pixel_head: hidden width of a pixel-resolution head (0: none): three 3x3 convolutions over x_0, the splat
+            and its coverage, whose output (zero-initialised, so the model starts unchanged) is added to the skip's
+            result on generated frames. It corrects what the skip passes through at the pixels' own resolution
+            (holes, splat artefacts), where the backbone predicts each 8x8 patch by one linear map.
         max_token_tracks: at most this many tracks, evenly strided through the given order, go through the
             tokens path (the trainer also shuffles the tracks of every sample); the pixel path takes them all.
             Dense tracks cover pixels, while the per-track transformer's cost grows with their number.
@@ -78,6 +85,9 @@ class TrackConditioner(nn.Module):
         skip: bool = False,
         max_token_tracks: int | None = None,
         frame_positions: bool = True,
+        skip_init: float = 0.0,
+        skip_fixed: bool = False,
+        pixel_head: int = 0,
     ):
         super().__init__()
         if not tokens and not pixels:
@@ -91,7 +101,14 @@ class TrackConditioner(nn.Module):
         if skip and not pixels:
             raise ValueError("track_conditioner.skip: needs the pixels path")
         self.max_token_tracks, self.frame_positions = max_token_tracks, frame_positions
-        self.skip_gate = nn.Parameter(torch.zeros(in_channels)) if skip else None
+        if (skip_fixed or skip_init or pixel_head) and not skip:
+            raise ValueError("track_conditioner: skip_init, skip_fixed and pixel_head need skip")
+        gate = torch.full((in_channels,), float(skip_init) / self.skip_scale) if skip else None
+        if skip_fixed:
+            self.register_buffer("skip_gate", gate)
+        else:
+            self.skip_gate = nn.Parameter(gate) if skip else None
+        self.pixel_head = self._build_pixel_head(in_channels, pixel_head) if pixel_head else None
         if tokens:
             self.token_in = nn.Linear(dim, width)
             self.geometry_in = nn.Linear(5 * 2 * bands + 5, width)  # target xy, source xy, log-depth, raw and FF
@@ -112,6 +129,24 @@ class TrackConditioner(nn.Module):
     def initialize_weights(self) -> None:
         for proj in self.block_proj.values():  # the condition starts as a no-op
             nn.init.zeros_(proj.weight)
+        if self.pixel_head is not None:
+            nn.init.zeros_(self.pixel_head[-1].weight)
+            nn.init.zeros_(self.pixel_head[-1].bias)
+
+    @staticmethod
+    def _build_pixel_head(channels: int, width: int) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(2 * channels + 1, width, 3, padding=1), nn.GELU(),
+                             nn.Conv2d(width, width, 3, padding=1), nn.GELU(),
+                             nn.Conv2d(width, channels, 3, padding=1))
+
+    def add_pixel_head(self, width: int) -> None:
+        """Give a conditioner built without one a pixel head (zero-initialised: outputs do not change)."""
+        if self.skip_gate is None or self.pixel_head is not None:
+            raise ValueError("track_conditioner.pixel_head: needs the skip, and the conditioner has no head yet")
+        channels = self.skip_gate.shape[0]
+        self.pixel_head = self._build_pixel_head(channels, width).to(self.skip_gate.device)
+        nn.init.zeros_(self.pixel_head[-1].weight)
+        nn.init.zeros_(self.pixel_head[-1].bias)
 
     def project(self, block: int, condition: torch.Tensor) -> torch.Tensor | None:
         """What block ``block`` adds to its input: (B, L, D), or None if it receives nothing."""
@@ -195,9 +230,17 @@ class TrackConditioner(nn.Module):
         ``splat`` of this forward, on ``generated (B, V, F)`` frames only."""
         if self.skip_gate is None or splat is None:
             return x0
-        warped, coverage = splat[:, :, :, :-1], splat[:, :, :, -1:] * generated[..., None, None, None]
+        mask = generated[..., None, None, None]
+        warped, coverage = splat[:, :, :, :-1], splat[:, :, :, -1:] * mask
         gate = (self.skip_gate.float() * self.skip_scale).view(1, 1, 1, -1, 1, 1)
-        return (x0.float() + gate * coverage * (warped - x0.float())).to(x0.dtype)
+        out = x0.float() + gate * coverage * (warped - x0.float())
+        if self.pixel_head is not None:
+            B, V, F = x0.shape[:3]
+            features = rearrange(torch.cat([x0.float(), warped, splat[:, :, :, -1:]], 3), "b v f c h w -> (b v f) c h w")
+            head = self.pixel_head[0].weight.dtype
+            correction = rearrange(self.pixel_head(features.to(head)).float(), "(b v f) c h w -> b v f c h w", b=B, v=V)
+            out = out + correction * mask
+        return out.to(x0.dtype)
 
     def _token_path(self, tokens, xy, depth, vis, source, targets, size):
         B, V, F, N, _ = xy.shape

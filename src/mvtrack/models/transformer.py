@@ -187,6 +187,29 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.conditioner = self._build_track_conditioner(kwargs).to(device=self.device, dtype=self.dtype)
         self.register_to_config(track_conditioner=dict(kwargs))
 
+    EXTENSIBLE = ("pixel_head", "skip_init", "skip_fixed")
+
+    def extend_track_conditioner(self, **changes) -> None:
+        """Change a trained conditioner's skip in place: add a pixel head (zero-initialised: outputs unchanged), and
+        set or freeze the gate (``skip_init``: its value, ``skip_fixed``: held there). Only ``EXTENSIBLE`` keys."""
+        cond = self.conditioner
+        bad = set(changes) - set(self.EXTENSIBLE)
+        if cond is None or cond.skip_gate is None or bad:
+            raise ValueError(f"track_conditioner: a model with a skip can change only {self.EXTENSIBLE} in place, "
+                             f"got {sorted(changes)}")
+        if changes.get("pixel_head") and cond.pixel_head is None:
+            cond.add_pixel_head(int(changes["pixel_head"]))
+        gate = cond.skip_gate.detach().clone()
+        if "skip_init" in changes:
+            gate.fill_(float(changes["skip_init"]) / cond.skip_scale)
+        fixed = changes.get("skip_fixed", not isinstance(cond.skip_gate, nn.Parameter))
+        del cond.skip_gate
+        if fixed:
+            cond.register_buffer("skip_gate", gate)
+        else:
+            cond.skip_gate = nn.Parameter(gate)
+        self.register_to_config(track_conditioner={**dict(self.config.track_conditioner), **changes})
+
     @classmethod
     def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):
         """Wrap a (pretrained) Wan transformer; the new camera branch starts at zero.

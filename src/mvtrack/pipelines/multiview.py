@@ -145,6 +145,9 @@ class MultiViewPipeline(DiffusionPipeline):
         pipe = cls(transformer=model.eval(), scheduler=scheduler, vae=vae,  # eval: a BatchNorm refiner's statistics
                    text_encoder=None if text is None else text.encoder,
                    tokenizer=None if text is None else text.tokenizer, default_prompt=default_prompt)
+        # how the model was given its paired tracks in training (mvtrack.json "tracks": source_depth, oracle, or
+        # stereo), so that runners give it the same kind (``runners.rerender.rerender_clip``)
+        pipe.track_source = meta.get("tracks", "source_depth")
         return pipe if device is None else pipe.to(device)
 
     def encode_prompt(

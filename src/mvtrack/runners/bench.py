@@ -6,8 +6,10 @@ dynamic scenes, small or wide baselines); clip i of the split is rendered from `
 a stream training never draws from. View 0 is observed; views 1.. are to be generated along their true cameras.
 
 Methods: ``model`` (an mvtrack checkpoint or preset) and the reference rows ``ground_truth`` (the true target
-videos: the metrics' ceiling and the noise floor of the estimators), ``copy_source``, ``depth_warp`` (the source
-warped with true depth: an upper reference no model can use) and ``noise`` (uniform noise: chance level).
+videos: the metrics' ceiling and the noise floor of the estimators), ``copy_source``, ``source_depth_splat`` and
+``stereo_splat`` (the source splatted, with no learning, along the tracks a Track2View model is given: mode (b), or
+the stereo geometry ``generate`` uses on real video), ``depth_warp`` (the source warped with true depth: an upper
+reference no model can use) and ``noise`` (uniform noise: chance level).
 """
 
 from __future__ import annotations
@@ -28,13 +30,13 @@ from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import MultiViewClip
 from mvtrack.evaluation import depth_warp
 from mvtrack.geometry import write_re10k
-from mvtrack.runners.references import copy_source
+from mvtrack.runners.references import clip_stereo_splat, copy_source
 from mvtrack.runners.rerender import rerender_clip, source_depth_splat
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.scenes.config import BASELINES, HELD_OUT
 from mvtrack.viz import to_uint8_frames, write_mp4
 
-REFERENCE_METHODS = ("ground_truth", "copy_source", "source_depth_splat", "depth_warp", "noise")
+REFERENCE_METHODS = ("ground_truth", "copy_source", "source_depth_splat", "stereo_splat", "depth_warp", "noise")
 # What a Track2View model and the source-depth splat are given: view 0's tracks, dense (the split's own
 # annotations keep their tracks; only the tracks differ, the rendered clips are the same)
 SOURCE_TRACKS = 2048
@@ -204,11 +206,11 @@ def reference_prediction(method: str, clip: MultiViewClip, view: int, seed: int 
         pred = video[view]
     elif method == "copy_source":  # in joint splits too: every view a copy of the true view 0
         pred = copy_source(video[0])
-    elif method == "source_depth_splat":  # the tracks a Track2View model is given, splatted with no learning
+    elif method in ("source_depth_splat", "stereo_splat"):  # the tracks a Track2View model is given, no learning
         if view == 0:
-            raise ValueError("source_depth_splat: a re-rendering reference (view 0 is its source); not for joint "
-                             "or image-to-video splits")
-        pred = source_depth_splat(clip, view)
+            raise ValueError(f"{method}: a re-rendering reference (view 0 is its source); not for joint or "
+                             "image-to-video splits")
+        pred = source_depth_splat(clip, view) if method == "source_depth_splat" else clip_stereo_splat(clip, view)
     elif method == "depth_warp":
         d, w, K = (x[0].double().numpy() for x in (clip.depth, clip.w2c, clip.K))
         pred = depth_warp(video[0], d[view], w[0], K[0], w[view], K[view])

@@ -38,7 +38,7 @@ import torch
 from mvtrack.defaults import FOV_DEGREES, SAMPLING_STEPS
 from mvtrack.data import PairedTracks, RealTracks, load_tracks3d
 from mvtrack.data.real_tracks import points_tracks
-from mvtrack.data.source import Source, crop_inverse, load_source, target_cameras
+from mvtrack.data.source import Source, camera_file, crop_inverse, load_source, target_cameras
 from mvtrack.data.source_geometry import (
     SCENE_DEPTH,
     SourceGeometry,
@@ -183,7 +183,7 @@ def prepare_source(
         if tracks3d is not None:
             points, known = load_tracks3d(tracks3d, source.num_frames)
             tracks = points_tracks(points * scale, known, scaled.w2c, scaled.K, source.size)
-        elif geometry is not None:
+        elif geometry is not None and geometry.mode != "none":
             tracks = dense_tracks(scaled, geometry)
         usable = 0 if tracks is None else int(tracks.known.any(1).sum())
         if usable < min_tracks:
@@ -201,7 +201,7 @@ def target_views(inputs: SourceInputs, specs: list[str], seed: int = 0, absolute
     depth = inputs.geometry.median_depth() if inputs.geometry is not None and inputs.geometry.valid.any() else None
     for i, spec in enumerate(specs):
         generator = torch.Generator().manual_seed(seed + i)
-        is_file = Path(spec).is_file()
+        is_file = camera_file(spec) is not None
         w2c, K = target_cameras(spec, inputs.source, generator, absolute, center_depth=depth)
         if is_file and absolute:  # poses written in the file's (unscaled) world
             w2c = scale_cameras(w2c, inputs.scale)
@@ -281,17 +281,27 @@ def image_to_video(pipe, image: Source, targets: list, num_frames: int, steps: i
 class GeneratedViews:
     """What ``generate_views`` made, all (T, 3, H, W) in [0, 1] on the CPU: ``source`` (the source's frames as the
     model saw them; image-to-video: the first camera's generated video) and one video per entry of ``targets`` in
-    ``views``; ``notes``: what was done to the source, for the user."""
+    ``views``; ``notes``: what was done to the source, for the user; ``truth``: the true frames of the (single)
+    target's cameras when they were given, and ``scores`` of the generated view against them (``psnr`` dB, ``ssim``,
+    means over frames)."""
 
     source: torch.Tensor
     views: list
     targets: list
     notes: list = field(default_factory=list)
+    truth: torch.Tensor | None = None
+    scores: dict | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """Column names: ``source``, each target (a file by its name), and ``truth`` when there is one."""
+        return ["source"] + [Path(str(t)).name for t in self.targets] + (["truth"] if self.truth is not None else [])
 
     def save(self, out_dir: str | Path, fps: int = 8) -> Path:
-        """Write ``view_00_source.mp4``, ``view_01.mp4``, ... and ``grid.mp4`` (all views side by side) to
-        ``out_dir``; returns it."""
-        from mvtrack.viz import tile_views, to_uint8_frames, write_mp4
+        """Write ``view_00_source.mp4``, ``view_01.mp4``, ..., ``grid.mp4`` (all views side by side, the truth last
+        when there is one) and ``contact_sheet.png`` (the first, middle and last frames, labelled) to ``out_dir``;
+        returns it."""
+        from mvtrack.viz import contact_sheet, tile_views, to_uint8_frames, write_mp4
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -299,7 +309,12 @@ class GeneratedViews:
         write_mp4(out / "view_00_source.mp4", videos[0], fps)
         for i, frames in enumerate(videos[1:], 1):
             write_mp4(out / f"view_{i:02d}.mp4", frames, fps)
+        if self.truth is not None:
+            videos.append(to_uint8_frames(self.truth))
         write_mp4(out / "grid.mp4", tile_views(videos, columns=len(videos)), fps)
+        T = min(len(v) for v in videos)
+        contact_sheet(out / "contact_sheet.png", [[v[t] for v in videos] for t in sorted({0, T // 2, T - 1})],
+                      self.names)
         return out
 
 
@@ -319,6 +334,8 @@ def generate_views(
     tracks3d: str | Path | None = None,
     depth_model=None,
     absolute_targets: bool = False,
+    truth: str | Path | None = None,
+    truth_start: int = 0,
     frames: int | None = None,
     size: tuple[int, int] | None = None,
     fov: float = FOV_DEGREES,
@@ -342,6 +359,8 @@ def generate_views(
             RealEstate10K file, relative to its first camera unless ``absolute_targets``.
         cameras, depth, tracks3d: files of the source (see ``load_source`` and ``prepare_source``); depth_model: a
             ``LearnedDepth`` or its local directory.
+        truth: the true frames of the single target's cameras, if known (a held-out part of a static scene; a
+            video, read from frame ``truth_start``): cropped like the source, scored and shown.
         frames, size: per view, and (H, W); default: the model's training length and size. fov: degrees, of a
             source without a camera file.
         joint: all targets in one generation (``views_per_group``: CVD's groups), else one pair per target.
@@ -354,6 +373,10 @@ def generate_views(
         raise ValueError(f"fov: expected a horizontal field of view in (0, 180) degrees, got {fov}")
     if views_per_group is not None and not joint:
         raise ValueError("views_per_group: applies to joint generation only")
+    if truth is not None and (image is not None or len(targets) != 1):
+        raise ValueError("truth: applies to re-rendering a video along one target")
+    if truth_start < 0:
+        raise ValueError(f"truth_start: expected a frame index >= 0, got {truth_start}")
     if pipe.text is None and (prompt is not None or negative_prompt is not None):
         raise ValueError(f"{model_dir or 'the model'} has no text encoder (a fine-tuned Wan2.1 root has "
                          "text_encoder/ and tokenizer/); it takes no prompt")
@@ -387,4 +410,12 @@ def generate_views(
     cams = target_views(inputs, targets, seed, absolute_targets)
     advance = progress("generating", 1 if joint else len(targets))
     views = rerender_video(pipe, inputs, cams, steps, seed, joint, views_per_group, progress=advance, **text)
-    return GeneratedViews(source.frames, views, targets, inputs.notes)
+    result = GeneratedViews(source.frames, views, targets, inputs.notes)
+    if truth is not None:
+        from mvtrack.evaluation import psnr, ssim
+
+        frames_used = list(range(truth_start, truth_start + num_frames))
+        result.truth = load_source(truth, hw, truth_start + num_frames, indices=frames_used).frames
+        scored, true = views[0].numpy(), result.truth.numpy()
+        result.scores = {"psnr": float(psnr(scored, true).mean()), "ssim": float(ssim(scored, true).mean())}
+    return result

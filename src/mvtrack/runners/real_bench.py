@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import load_source
 from mvtrack.data.source import Source
-from mvtrack.data.source_geometry import SourceGeometry, dense_tracks, estimate_geometry
-from mvtrack.geometry import camera_centers, carry_frames, write_re10k
+from mvtrack.data.source_geometry import SourceGeometry
+from mvtrack.geometry import camera_centers, write_re10k
+from mvtrack.runners.references import stereo_splat
 from mvtrack.viz import to_uint8_frames, write_mp4
 
 TASKS = ("near", "far", "own")
@@ -171,64 +171,19 @@ def reference_video(method: str, source: Source, target: Source, geometry: Sourc
     raise ValueError(f"method: expected one of {REAL_REFERENCE_METHODS}, got {method!r}")
 
 
-def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None = None) -> torch.Tensor:
-    """The classical reference, no learning: every pixel of every source frame lifted with the source's stereo depth
-    (``dense_tracks``: confirmed pixels with weight 1, completed ones less), forward-splatted into each target camera
-    at the depth maps' resolution with a z-buffer and a preference for source cameras near the target's
-    (``paired_tracks``), holes inpainted (Telea), then area-resized to the target's size.
+def write_contact_sheet(path: str | Path, gt_dir: str | Path, predictions: dict[str, Path], max_clips: int = 12
+                        ) -> Path | None:
+    """One row per clip (at most ``max_clips``): its middle frame as the source, each method's ``view_1``, and the
+    truth, labelled (``viz.contact_sheet``). None when no clip has every video."""
+    from mvtrack.viz import contact_sheet, read_video
 
-    Args:
-        source, target: ``load_source`` results of one scene (the target's frames are not read).
-        geometry: the source's ``estimate_geometry`` (computed when None).
-
-    Returns:
-        (T, 3, H, W) float32 in [0, 1].
-    """
-    from mvtrack.runners.references import inpaint_holes
-
-    geometry = geometry if geometry is not None else estimate_geometry(source)
-    if not geometry.supported.any():  # no depth at all: nothing to splat, the source is the best guess
-        return source.frames
-    size = tuple(geometry.depth.shape[-2:])
-    frames, K_src = source.at(size)
-    _, K_tgt = target.at(size)
-    tracks = dense_tracks(source, geometry)  # every pixel; confirmed ones weigh more
-    tracks.cell = 1.0  # splatted at the depth maps' own resolution: one lifted pixel covers one pixel
-    paired = tracks.paired(torch.stack([source.w2c, target.w2c])[None], torch.stack([K_src, K_tgt])[None], size)
-    total, mass, _ = carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, 1],
-                                  paired.visible[:, 1], paired.source_frame[:, 1], paired.weight[:, 1])
-    image = (total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy()
-    filled = torch.from_numpy(inpaint_holes(image, (mass[0, :, 0] < 1e-4).numpy()))
-    return F.interpolate(filled, size=source.size, mode="area").clamp(0, 1)
-
-
-def write_contact_sheet(path: str | Path, gt_dir: str | Path, predictions: dict[str, Path], scale: int = 3,
-                        max_clips: int = 12) -> Path | None:
-    """A PNG a person can look at: one row per clip (at most ``max_clips``), its middle frame as the source, each
-    method's ``view_1``, and the truth, labelled in a header row. None when no clip has every video."""
-    import cv2
-
-    from mvtrack.viz import read_video, upscale_frames
-
-    names = ["source"] + list(predictions) + ["truth"]
     rows = []
     for clip in sorted(p for p in Path(gt_dir).iterdir() if p.is_dir())[:max_clips]:
         files = [clip / "view_0.mp4"] + [d / clip.name / "view_1.mp4" for d in predictions.values()] + \
                 [clip / "view_1.mp4"]
-        if not all(f.is_file() for f in files):
-            continue
-        videos = [read_video(f) for f in files]
-        t = len(videos[0]) // 2
-        rows.append(np.concatenate([upscale_frames(v[t:t + 1], scale)[0] for v in videos], 1))
+        if all(f.is_file() for f in files):
+            videos = [read_video(f) for f in files]
+            rows.append([v[len(videos[0]) // 2] for v in videos])
     if not rows:
         return None
-    cell = rows[0].shape[1] // len(names)
-    header = np.full((22, rows[0].shape[1], 3), 255, np.uint8)
-    for k, name in enumerate(names):
-        cv2.putText(header, name[: cell // 8], (k * cell + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    sheet = np.concatenate([header] + [np.pad(r, ((0, 2), (0, 0), (0, 0)), constant_values=255) for r in rows])
-    path = Path(path)
-    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    return path
-
+    return contact_sheet(path, rows, ["source"] + list(predictions) + ["truth"], scale=3)

@@ -1,5 +1,5 @@
-"""Reference methods of the re-rendering benchmarks that need no learning: copy the source view, or splat it along
-the paired tracks a Track2View model is given. (The true-depth warp, an upper reference, is
+"""Reference methods of the re-rendering benchmarks that need no learning: copy the source view, splat it along
+the paired tracks a Track2View model is given, or along the stereo geometry ``generate`` uses on real video. (The true-depth warp, an upper reference, is
 ``mvtrack.evaluation.depth_warp``: the warp-PSNR metric uses it too.)"""
 
 from __future__ import annotations
@@ -7,7 +7,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
+from mvtrack.data.source import Source
+from mvtrack.data.source_geometry import SourceGeometry, clip_source, dense_tracks, estimate_geometry
 from mvtrack.geometry import carry_frames
 
 
@@ -56,3 +59,38 @@ def inpaint_holes(frames: np.ndarray, holes: np.ndarray) -> np.ndarray:
             image = cv2.inpaint(image, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
         out.append(np.moveaxis(image, -1, 0).astype(np.float32) / 255)
     return np.stack(out)
+
+
+def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None = None) -> torch.Tensor:
+    """The classical reference, no learning: every pixel of every source frame lifted with the source's stereo depth
+    (``dense_tracks``: confirmed pixels with weight 1, completed ones less), forward-splatted into each target camera
+    at the depth maps' resolution with a z-buffer and a preference for source cameras near the target's
+    (``paired_tracks``), holes inpainted (Telea), then area-resized to the target's size.
+
+    Args:
+        source, target: ``load_source`` results of one scene (the target's frames are not read).
+        geometry: the source's ``estimate_geometry`` (computed when None).
+
+    Returns:
+        (T, 3, H, W) float32 in [0, 1].
+    """
+    geometry = geometry if geometry is not None else estimate_geometry(source)
+    if not geometry.supported.any():  # no depth at all: nothing to splat, the source is the best guess
+        return source.frames
+    size = tuple(geometry.depth.shape[-2:])
+    frames, K_src = source.at(size)
+    _, K_tgt = target.at(size)
+    tracks = dense_tracks(source, geometry)  # every pixel; confirmed ones weigh more
+    tracks.cell = 1.0  # splatted at the depth maps' own resolution: one lifted pixel covers one pixel
+    paired = tracks.paired(torch.stack([source.w2c, target.w2c])[None], torch.stack([K_src, K_tgt])[None], size)
+    total, mass, _ = carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, 1],
+                                  paired.visible[:, 1], paired.source_frame[:, 1], paired.weight[:, 1])
+    image = (total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy()
+    filled = torch.from_numpy(inpaint_holes(image, (mass[0, :, 0] < 1e-4).numpy()))
+    return F.interpolate(filled, size=source.size, mode="area").clamp(0, 1)
+
+
+def clip_stereo_splat(clip, view: int) -> np.ndarray:
+    """The ``stereo_splat`` reference for view ``view`` of a single-clip batch: view 0 as a video with its cameras,
+    splatted with its stereo geometry into view ``view``'s cameras (``stereo_splat``). (T, 3, H, W) float32."""
+    return stereo_splat(clip_source(clip, 0, 0), clip_source(clip, 0, view)).numpy()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mvtrack.data import source_depth_tracks
+from mvtrack.data.source_geometry import clip_stereo_tracks, scale_cameras
 from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.runners.references import track_splat
@@ -36,15 +37,21 @@ def rerender_clip(
     """Re-render one clip with view 0 observed: the generated video (1, V, T, 3, H, W) in [0, 1] on the CPU.
 
     ``clip`` is a single-clip batch (``MultiViewClip`` with B = 1). Every runner that samples a model on clips
-    with ground truth (demo, bench) goes through here, so that conditioned models get their inputs the same way:
-    a Track2View model gets paired tracks of mode (b), view 0's 2D tracks lifted with view 0's depth
-    (``source_depth_tracks``; nothing of the target views but their cameras is read). ``views_per_group``: CVD's
-    collaborative inference (``MultiViewPipeline``), None for all views in one joint attention.
+    with ground truth (demo, bench) goes through here, so that conditioned models get their inputs the same way,
+    the way they were trained (``pipe.track_source``): mode (b), view 0's 2D tracks lifted with view 0's depth
+    (``source_depth_tracks``), or ``stereo``, what ``generate`` gives on a real video (view 0's stereo depth of its
+    own frames, every pixel a track, the scene scaled: ``clip_stereo_tracks``). Nothing of the target views but
+    their cameras is read. ``views_per_group``: CVD's collaborative inference (``MultiViewPipeline``), None for all
+    views in one joint attention.
     """
-    tracks = None
+    tracks, w2c = None, clip.w2c
     if getattr(pipe.transformer, "conditioner", None) is not None:
-        tracks = source_depth_tracks(clip)
-    return pipe(clip.w2c, clip.K, clip.video, "rerender", num_inference_steps=steps, generator=generator,
+        if getattr(pipe, "track_source", "source_depth") == "stereo":
+            tracks, scale = clip_stereo_tracks(clip)
+            w2c = scale_cameras(clip.w2c, scale.to(clip.w2c)[:, None, None, None])
+        else:
+            tracks = source_depth_tracks(clip)
+    return pipe(w2c, clip.K, clip.video, "rerender", num_inference_steps=steps, generator=generator,
                 tracks=tracks, views_per_group=views_per_group).video.cpu()
 
 

@@ -9,6 +9,8 @@ BASELINES = ("small", "wide", "mixed")
 # seed streams of clip_seed: training draws from train; val chooses checkpoints; test is the held-out split
 SPLITS = ("train", "val", "test")
 HELD_OUT = ("test", "val")
+LAYOUTS = ("objects", "room")  # primitives on a ground under a sky dome; a RealEstate10K-like room (rooms.py)
+ROOM_VIEWS = ("interleaved", "ahead", "offset")
 
 
 @dataclass
@@ -27,6 +29,9 @@ class SynthConfig:
     camera_motions: tuple[str, ...] = CAMERA_MOTIONS
     fov_degrees: tuple[float, float] = (40.0, 65.0)  # horizontal field of view range
     dome_radius: float = 40.0  # the textured sky sphere that bounds the world
+    layouts: tuple[str, ...] = ("objects",)  # drawn uniformly per clip
+    photo_prob: float = 0.0  # share of surfaces (ground, objects, room surfaces) textured with a photograph
+    room_views: tuple[str, ...] = ROOM_VIEWS  # what the other views of a room clip are (rooms.py)
     extra: dict = field(default_factory=dict)  # free-form notes carried into each clip's metadata
 
     def __post_init__(self):
@@ -50,6 +55,14 @@ class SynthConfig:
         for name in ("dynamic_prob", "moving_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"SynthConfig.{name}: expected a probability in [0, 1], got {getattr(self, name)}")
+        self.layouts, self.room_views = tuple(self.layouts), tuple(self.room_views)
+        if not self.layouts or set(self.layouts) - set(LAYOUTS):
+            raise ValueError(f"SynthConfig.layouts: expected a non-empty subset of {LAYOUTS}, got {self.layouts}")
+        if not self.room_views or set(self.room_views) - set(ROOM_VIEWS):
+            raise ValueError(f"SynthConfig.room_views: expected a non-empty subset of {ROOM_VIEWS}, got "
+                             f"{self.room_views}")
+        if not 0.0 <= self.photo_prob <= 1.0:
+            raise ValueError(f"SynthConfig.photo_prob: expected a probability in [0, 1], got {self.photo_prob}")
         lo, hi = self.fov_degrees
         if not 5.0 <= lo <= hi <= 150.0:
             raise ValueError(f"SynthConfig.fov_degrees: expected 5 <= min <= max <= 150, got {self.fov_degrees}")

@@ -15,6 +15,7 @@ from mvtrack.geometry import axis_angle_to_matrix, c2w_to_w2c, look_at, make_int
 from mvtrack.geometry import trajectories as traj
 
 from .config import SynthConfig
+from .photos import BOX_FACES, CYLINDRICAL, PLANE_XY, SPHERICAL
 from .textures import BLOBS, NOISE, Textures, sample_texture
 
 NONE, DOME, GROUND, SPHERE, BOX, CYLINDER = -1, 0, 1, 2, 3, 4
@@ -163,8 +164,23 @@ def _camera_trajectory(g: torch.Generator, cfg: SynthConfig, start: torch.Tensor
 
 
 def sample_scene(cfg: SynthConfig, generator: torch.Generator) -> tuple[Scene, dict]:
-    """One random scene (batch of 1) and its description, all drawn from ``generator`` (CPU)."""
+    """One random scene (batch of 1) and its description, all drawn from ``generator`` (CPU).
+
+    Options that draw extra random numbers (several layouts, photographs) draw them only when enabled, so the clips
+    of a configuration without them stay what they were.
+    """
     g, T, V = generator, cfg.frames, cfg.views
+    if len(cfg.layouts) > 1 or cfg.layouts[0] != "objects":
+        layout = cfg.layouts[int(torch.randint(len(cfg.layouts), (1,), generator=g))] if len(cfg.layouts) > 1 \
+            else cfg.layouts[0]
+        if layout == "room":
+            from .rooms import sample_room
+
+            return sample_room(cfg, g)
+
+    def photo(mapping: int, size: torch.Tensor):
+        return (mapping, size) if cfg.photo_prob > 0 and _uniform(g, 0, 1) < cfg.photo_prob else None
+
     dynamic = _uniform(g, 0, 1) < cfg.dynamic_prob
     num_objects = int(torch.randint(cfg.min_objects, cfg.max_objects + 1, (1,), generator=g))
     shapes = [DOME, GROUND]
@@ -173,7 +189,7 @@ def sample_scene(cfg: SynthConfig, generator: torch.Generator) -> tuple[Scene, d
     centers = [torch.zeros(T, 3)] * 2
     textures = [
         sample_texture(g, cfg.dome_radius * 0.5, kinds=(NOISE, BLOBS)),
-        sample_texture(g, 4.0, z_offset=0.5),
+        sample_texture(g, 4.0, z_offset=0.5, photo=photo(PLANE_XY, torch.ones(3))),
     ]
     placed: list = []
     objects = []
@@ -184,7 +200,8 @@ def sample_scene(cfg: SynthConfig, generator: torch.Generator) -> tuple[Scene, d
         sizes.append(size)
         rotations.append(rot)
         centers.append(ctr)
-        textures.append(sample_texture(g, 2 * bound))
+        mapping = {SPHERE: SPHERICAL, BOX: BOX_FACES, CYLINDER: CYLINDRICAL}[kind]
+        textures.append(sample_texture(g, 2 * bound, photo=photo(mapping, size)))
         objects.append({"shape": SHAPE_NAMES[kind], "moving": moving})
 
     # Cameras: neighbouring views `step` degrees apart around a common target, each on its own trajectory.
@@ -225,6 +242,6 @@ def sample_scene(cfg: SynthConfig, generator: torch.Generator) -> tuple[Scene, d
         height=cfg.height,
         width=cfg.width,
     )
-    info = {"dynamic": dynamic, "baseline": baseline, "view_step_degrees": step, "camera_motions": motions,
+    info = {"layout": "objects", "dynamic": dynamic, "baseline": baseline, "view_step_degrees": step, "camera_motions": motions,
             "objects": objects}
     return scene, info

@@ -1,5 +1,6 @@
-"""Procedural solid textures evaluated at object-local 3D points, so a surface point keeps its albedo as
-its object moves. Transitions are smooth (tanh), which bounds aliasing at one sample per pixel."""
+"""Textures evaluated at object-local 3D points, so a surface point keeps its albedo as its object moves:
+procedural solid textures (smooth tanh transitions, which bound aliasing at one sample per pixel) and photographs
+(``photos.py``) laid on the surface."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from dataclasses import dataclass
 
 import torch
 
-CHECKER, STRIPES, NOISE, BLOBS = range(4)
-TEXTURE_NAMES = ("checker", "stripes", "noise", "blobs")
+from .photos import NUM_PARAMS, photo_albedo, sample_photo
+
+CHECKER, STRIPES, NOISE, BLOBS, PHOTO = range(5)
+TEXTURE_NAMES = ("checker", "stripes", "noise", "blobs", "photo")
 NUM_WAVES = 6  # sinusoids of the noise texture (the first one also makes the stripes)
 NUM_BLOBS = 6
 _SHARPNESS = 4.0  # tanh gain of checker and stripe edges: about a tenth of a cell is transition
@@ -19,12 +22,13 @@ _SHARPNESS = 4.0  # tanh gain of checker and stripe edges: about a tenth of a ce
 class Textures:
     """Texture parameters of I surfaces (leading dims (B, I) once batched).
 
-    kind: (..., ) long, one of CHECKER, STRIPES, NOISE, BLOBS.
-    colors: (..., 2, 3) the two base colours in [0, 1].
+    kind: (..., ) long, one of CHECKER, STRIPES, NOISE, BLOBS, PHOTO.
+    colors: (..., 2, 3) the two base colours in [0, 1] (a photo's tint: the first).
     offset: (..., 3) shift of local coordinates, so textures of equal shape differ.
     scale: (...) cell size of the checker, in scene units.
     waves: (..., NUM_WAVES, 4) wave vector (3, radians per unit) and phase (1).
     blobs: (..., NUM_BLOBS, 7) centre (3), colour (3), radius (1).
+    photo: (..., NUM_PARAMS) a photographic texture's parameters (``photos.sample_photo``; zeros otherwise).
     """
 
     kind: torch.Tensor
@@ -33,6 +37,7 @@ class Textures:
     scale: torch.Tensor
     waves: torch.Tensor
     blobs: torch.Tensor
+    photo: torch.Tensor
 
     def to(self, device) -> "Textures":
         return Textures(**{k: v.to(device) for k, v in vars(self).items()})
@@ -51,10 +56,13 @@ def random_colors(n: int, generator: torch.Generator) -> torch.Tensor:
     return v[:, None] - v[:, None] * s[:, None] * (torch.minimum(k, 4 - k).clamp(0, 1))
 
 
-def sample_texture(generator: torch.Generator, extent: float, kinds=range(4), z_offset: float | None = None) -> Textures:
+def sample_texture(generator: torch.Generator, extent: float, kinds=range(4), z_offset: float | None = None,
+                   photo: tuple[int, torch.Tensor] | None = None) -> Textures:
     """A random texture for a surface of size about ``extent`` scene units.
 
     ``z_offset`` pins the z shift (the ground plane z = 0 needs a checker cell centre there, not an edge).
+    ``photo = (mapping, half extents (3,))``: a photographic texture laid on the surface that way (``photos``),
+    after the procedural draws (so a clip's other surfaces do not depend on it).
     """
     kinds = list(kinds)
     kind = kinds[int(torch.randint(len(kinds), (1,), generator=generator))]
@@ -69,13 +77,20 @@ def sample_texture(generator: torch.Generator, extent: float, kinds=range(4), z_
     centres = (torch.rand(NUM_BLOBS, 3, generator=generator) - 0.5) * 2 * extent
     radius = extent * (0.15 + 0.3 * torch.rand(NUM_BLOBS, 1, generator=generator))
     blobs = torch.cat([centres, random_colors(NUM_BLOBS, generator), radius], -1)
+    colors = random_colors(2, generator)
+    params = torch.zeros(NUM_PARAMS)
+    if photo is not None:
+        kind = PHOTO
+        params = sample_photo(generator, photo[0], photo[1], extent)
+        colors[0] = 0.55 + 0.45 * torch.rand(3, generator=generator)  # a mild tint
     return Textures(
         kind=torch.tensor(kind),
-        colors=random_colors(2, generator),
+        colors=colors,
         offset=offset,
         scale=scale,
         waves=torch.cat([dirs * freq, phase], -1),
         blobs=blobs,
+        photo=params,
     )
 
 
@@ -89,6 +104,8 @@ def evaluate_albedo(textures: Textures, b: int, i: int, points: torch.Tensor) ->
     ``textures`` is batched (B, I); one surface at a time keeps every parameter a broadcast scalar.
     """
     kind = int(textures.kind[b, i])
+    if kind == PHOTO:
+        return photo_albedo(textures.photo[b, i], textures.colors[b, i, 0], points)
     p = points + textures.offset[b, i]
     c0, c1 = textures.colors[b, i]
     if kind == BLOBS:

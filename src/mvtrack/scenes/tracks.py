@@ -37,6 +37,8 @@ def sample_queries(
         obj = (flat >= 2).nonzero()[:, 0]
         bg = (flat < 2).nonzero()[:, 0]
         n_obj = num_tracks // 2 if len(obj) else 0
+        if not len(bg):  # a view filled by objects (a room's walls and furniture): all from them
+            n_obj = num_tracks
         picks = []
         for pool, n in ((obj, n_obj), (bg, num_tracks - n_obj)):
             if n == 0:

@@ -70,7 +70,6 @@ def refiner_gradient_norms(trainer, batches: int = 10) -> GradientNorms:
         diffusion, refiner = terms["diffusion"], terms["refiner"] / cfg.refiner_weight
         g_diff = torch.autograd.grad(diffusion, params, retain_graph=True, allow_unused=True)
         g_ref = torch.autograd.grad(refiner, params, allow_unused=True)
-        trainer.supervision.clear(model)
         # the refiner's own parameters never get the diffusion loss's gradient (the stop-gradient)
         both = [i for i, (a, b) in enumerate(zip(g_diff, g_ref))
                 if a is not None and b is not None and not named[i][0].startswith("refiner.refiner.")]

@@ -1,10 +1,12 @@
 """Training checkpoints: written to a temporary directory and renamed into place, so a crash never leaves a
 half-written checkpoint where ``latest`` points.
 
-A checkpoint directory ``step_000250/`` holds ``model.safetensors`` (float32), ``ema.safetensors``,
-``model_config.json``, ``optimizer.pt`` (tensors and numbers only, read with ``weights_only=True``) and
-``trainer.json`` (step, LR scheduler, EMA count, config). All sampling randomness and the data position derive
-from (seed, step, rank), so the step restores them exactly.
+A checkpoint directory ``step_000250/`` holds ``state/`` (every rank's shards of the trained weights, the EMA, the
+tracking head and the optimizer's tensors: safetensors files read back on any number of processes, see ``sharded``),
+``model_config.json`` and ``trainer.json`` (step, LR scheduler, EMA count, the optimizer's hyperparameters, config,
+the strategy and number of processes that wrote it). All sampling randomness and the data position derive from
+(seed, step, rank), so the step restores them exactly. Checkpoints written before sharding (``model.safetensors``
+(float32), ``ema.safetensors``, ``optimizer.pt`` read with ``weights_only=True``) still resume and export.
 
 A run that trains part of its model (LoRA, a ``trainable:`` preset other than ``all``) saves only the trained
 parameters and the buffers (``trainer.json`` ``partial: true``): the frozen weights are its base model's, which
@@ -22,6 +24,8 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from .sharded import STATE_DIR, read_full
 
 LATEST = "latest"
 _STEP = re.compile(r"step_(\d+)")
@@ -90,7 +94,7 @@ def check_resume(checkpoint: str | Path, config: dict) -> dict[str, tuple]:
         raise ValueError(f"checkpoint {checkpoint}: trainer.json cannot be read ({e})") from None
     if not isinstance(old, dict):
         return {}  # written before configs were recorded: nothing to compare
-    changes = config_changes(old, config)
+    changes = config_changes(old, json.loads(json.dumps(config)))  # as trainer.json holds it: tuples are lists
     refused = {k: v for k, v in changes.items() if k not in RESUMABLE}
     if refused:
         listed = ", ".join(f"{k} ({a!r} -> {b!r})" for k, (a, b) in list(refused.items())[:4])
@@ -139,13 +143,7 @@ def save_checkpoint(
     ``extra`` maps names to training-only modules (e.g. the tracking head), saved as ``NAME.safetensors``.
     ``trainable``: the names of the parameters that train, when not all do: only they and the buffers are saved.
     """
-    root = Path(output_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step_{step:06d}"
-    tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
+    tmp = begin_checkpoint(output_dir, step, f"-{os.getpid()}")
     state = model.state_dict()
     if trainable is not None:
         kept = set(trainable) | {k for k, _ in model.named_buffers()}
@@ -153,8 +151,7 @@ def save_checkpoint(
     state = {k: v.detach().float().cpu().contiguous() for k, v in state.items()}
     save_file(state, tmp / "model.safetensors")
     save_file({k: v.cpu().contiguous() for k, v in ema.state_dict().items()}, tmp / "ema.safetensors")
-    config = json.dumps(dict(model.config), indent=2, default=str)  # a loaded model's _name_or_path is a Path
-    (tmp / "model_config.json").write_text(config)
+    write_model_config(tmp, model)
     for name, module in (extra or {}).items():
         tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
         save_file(tensors, tmp / f"{name}.safetensors")
@@ -162,12 +159,36 @@ def save_checkpoint(
     trainer = {**trainer_state, "step": step, "scheduler": scheduler.state_dict(), "ema_updates": ema.num_updates,
                "partial": trainable is not None}
     (tmp / "trainer.json").write_text(json.dumps(trainer, indent=2))
+    return finish_checkpoint(output_dir, step, tmp, keep)
+
+
+def begin_checkpoint(output_dir: str | Path, step: int, suffix: str = "") -> Path:
+    """A fresh temporary directory for the checkpoint of ``step`` (``suffix`` tells writers apart; ranks writing
+    one checkpoint together share it)."""
+    root = Path(output_dir) / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-step_{step:06d}{suffix}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    return tmp
+
+
+def finish_checkpoint(output_dir: str | Path, step: int, tmp: Path, keep: int) -> Path:
+    """Rename a complete ``tmp`` into ``step_{step:06d}``, point ``latest`` at it and prune older checkpoints."""
+    root = Path(output_dir) / "checkpoints"
+    final = root / f"step_{step:06d}"
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
     _write_text_atomic(root / LATEST, final.name)
     prune_checkpoints(output_dir, keep, step)
     return final
+
+
+def write_model_config(directory: Path, model) -> None:
+    config = json.dumps(dict(model.config), indent=2, default=str)  # a loaded model's _name_or_path is a Path
+    (directory / "model_config.json").write_text(config)
 
 
 def find_checkpoint(path: str | Path) -> Path | None:
@@ -220,6 +241,23 @@ def load_checkpoint(path: str | Path, model, ema, optimizer, scheduler, extra: d
     return trainer
 
 
+def is_sharded(checkpoint: str | Path) -> bool:
+    """Whether a checkpoint directory holds sharded state (``state/``) rather than the older full files."""
+    return (Path(checkpoint) / STATE_DIR).is_dir()
+
+
+def read_weights(checkpoint: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(ema, model)`` full CPU tensors of a checkpoint of either format, read in this process alone."""
+    ckpt = Path(checkpoint)
+    if (ckpt / "deepspeed").is_dir():
+        from .deepspeed import read_deepspeed_weights
+
+        return read_deepspeed_weights(ckpt, json.loads((ckpt / "trainer.json").read_text()))
+    if is_sharded(ckpt):
+        return read_full(ckpt / STATE_DIR, "ema"), read_full(ckpt / STATE_DIR, "model")
+    return load_file(ckpt / "ema.safetensors"), load_file(ckpt / "model.safetensors")
+
+
 def training_metadata(config: dict, step: int) -> dict:
     """What ``mvtrack.json`` records beside exported weights: the data and objective the model was trained with."""
     meta = {
@@ -233,6 +271,11 @@ def training_metadata(config: dict, step: int) -> dict:
     for key in ("trainable", "lora", "text"):  # absent from configs written before they existed
         if key in config:
             meta[key] = config[key]
+    if config.get("track2view", {}).get("source") == "stereo":  # the tracks, and the scene scale, of inference
+        from mvtrack.data.source_geometry import SCENE_DEPTH
+
+        meta["tracks"] = "stereo"
+        meta["scene"] = {"median_depth": SCENE_DEPTH}
     return meta
 
 
@@ -283,8 +326,7 @@ def export_checkpoint(path: str | Path, directory: str | Path, dtype: torch.dtyp
             k: v for k, v in json.loads((ckpt / "model_config.json").read_text()).items() if not k.startswith("_")
         }
         model = MultiViewTransformer.from_config(model_config)
-    ema = load_file(ckpt / "ema.safetensors")
-    trained = load_file(ckpt / "model.safetensors")
+    ema, trained = read_weights(ckpt)
     state = model.state_dict()
     missing = sorted(set(state) - set(trained) - set(ema)) if not trainer.get("partial") else sorted(
         k for k in trained if k not in state)

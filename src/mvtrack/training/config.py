@@ -11,11 +11,13 @@ from pathlib import Path
 import torch
 import yaml
 
+from mvtrack.defaults import CAPTION, TEXT_TOKENS
 from mvtrack.models.lora import LORA_TARGETS
 from mvtrack.scenes.config import BASELINES
 from mvtrack.tracking.supervision import PAIR_KINDS, TrackingConfig
 
 TASKS = ("rerender", "i2v", "joint")
+TRACK_SOURCES = ("source_depth", "oracle", "stereo")
 TRAINABLE = ("all", "lora", "recammaster", "track2view", "track4gen")  # see TrainConfig.trainable
 
 
@@ -40,6 +42,10 @@ class DataConfig:
     query_view: int | None = None  # draw track queries from this view only (0: Track2View's source tracks)
     seed: int = 0  # synthetic engine seed stream (train split)
     render_device: str = "auto"  # where the engine renders: auto = the training device
+    # synthetic engine: scene layouts drawn per clip (objects under a sky dome; RealEstate10K-like rooms) and the share
+    # of surfaces textured with photographs (scenes/photos.py); the defaults keep the clips of earlier runs
+    layouts: tuple = ("objects",)
+    photo_prob: float = 0.0
 
     def __post_init__(self):
         _validate_in_place(self, "DataConfig")
@@ -51,8 +57,11 @@ class Track2ViewConfig:
     # conditioner. A model loaded without one (a camera-only checkpoint) gets a zero-initialised one.
     conditioner: dict | None = None
     # paired tracks in training: source_depth (b: the source view's 2D tracks lifted with its own depth, target
-    # visibility by z-buffer; what the benchmark feeds) or oracle (a: the engine's exact 3D tracks and visibility)
+    # visibility by z-buffer), oracle (a: the engine's exact 3D tracks and visibility), or stereo (what `generate`
+    # gives on a real video: the source view's stereo depth of its own frames, every pixel a track, the scene scaled
+    # to the model's depth; data/source_geometry.clip_stereo_tracks)
     source: str = "source_depth"
+    cache: str | None = None  # stereo: a directory keeping each clip's geometry (runs on the same clips share it)
     dropout: float = 0.15  # share of samples trained without tracks, so the model also runs camera-only
     min_fraction: float = 0.25  # each sample keeps a random share in [min_fraction, 1] of its tracks (sparse tracks)
     # learning-rate multiplier of the conditioner's parameters: its zero-initialised projections must grow from
@@ -61,8 +70,8 @@ class Track2ViewConfig:
     lr_scale: float = 10.0
 
     def __post_init__(self):
-        if self.source not in ("source_depth", "oracle"):
-            raise ValueError(f"track2view.source: expected source_depth or oracle, got {self.source!r}")
+        if self.source not in TRACK_SOURCES:
+            raise ValueError(f"track2view.source: expected one of {TRACK_SOURCES}, got {self.source!r}")
         if self.conditioner is not None and not isinstance(self.conditioner, dict):
             raise ValueError(f"track2view.conditioner: expected a mapping or null, got {self.conditioner!r}")
         for name in ("dropout", "min_fraction"):
@@ -100,11 +109,11 @@ class TextConfig:
     text-free models, which condition on their learned null context."""
 
     # the caption of clips that carry none (``meta["caption"]``): every synthetic engine clip
-    default_caption: str = "a synthetic 3D scene of textured objects moving over a textured ground"
+    default_caption: str = CAPTION
     # share of samples trained with the empty prompt, so that the model also learns the unconditional prediction
     # that classifier-free guidance subtracts (10%: the usual rate for text-to-video fine-tuning)
     dropout: float = 0.1
-    max_length: int = 512  # tokens per prompt (Wan2.1's)
+    max_length: int = TEXT_TOKENS  # tokens per prompt (Wan2.1's)
     # where UMT5 runs: auto = the training device; cpu keeps its weights (11 GiB in bf16 for Wan2.1's UMT5-XXL) off
     # the GPU (each distinct prompt is encoded once and cached, so a fixed set of captions costs little time there)
     device: str = "auto"
@@ -271,6 +280,7 @@ _RANGES = {
         "height": (1, 8192, "an integer in [1, 8192] (pixels)"),
         "width": (1, 8192, "an integer in [1, 8192] (pixels)"),
         "num_tracks": (1, None, "an integer >= 1"),
+        "photo_prob": (0.0, 1.0, "a number in [0, 1]"),
     },
     "TrainConfig": {
         **{k: (1, None, "an integer >= 1") for k in

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import torch
 
 from mvtrack.data import MultiViewClip, ReadStats, collate, iter_shard, list_shards
+from mvtrack.data.latents import LatentClip, collate_latents, crop_latents
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 
 from .config import DataConfig
@@ -16,13 +17,20 @@ class TrainBatches:
     """Clip ``k`` of the stream goes to micro-batch ``k // (world * b)``, rank ``(k // b) % world``.
 
     Synthetic data renders clip k from ``clip_seed(seed, k, "train")`` on ``device``; shard data reads the
-    shards in sorted order, cycling, so resuming at step s skips the clips consumed before it.
+    shards in sorted order, cycling, so resuming at step s skips the clips consumed before it. Shards of cached latents
+    (``mvtrack encode``) give ``LatentClip`` batches (``latents`` True; ``text`` True when they hold embeddings).
+
+    ``min_views``: fewer views than ``data.views`` are accepted down to this many (1: monocular clips, which CVD's
+    pseudo-views turn into ``data.views`` views).
     """
 
-    def __init__(self, data: DataConfig, batch_size: int, grad_accum: int, rank: int = 0, world: int = 1, device="cpu"):
+    def __init__(self, data: DataConfig, batch_size: int, grad_accum: int, rank: int = 0, world: int = 1, device="cpu",
+                 min_views: int | None = None):
         self.data, self.batch_size, self.grad_accum = data, batch_size, grad_accum
         self.rank, self.world, self.device = rank, world, torch.device(device)
+        self.min_views = data.views if min_views is None else min_views
         self.synthetic = data.source == "synthetic"
+        self.latents = self.text = False
         if self.synthetic:
             self.synth = SynthConfig(
                 views=data.views,
@@ -32,12 +40,24 @@ class TrainBatches:
                 num_tracks=data.num_tracks,
                 query_view=data.query_view,
                 baseline=data.baseline,
+                layouts=tuple(data.layouts),
+                photo_prob=data.photo_prob,
             )
         else:
             self.shards = list_shards(data.source)
             self.stats = ReadStats()  # skipped samples and corrupt shards, reported at the end of training
             self._stream: Iterator[MultiViewClip] | None = None
             self._position = 0  # next global clip index the stream yields
+            first = self.peek()
+            self.latents = isinstance(first, LatentClip)
+            self.text = self.latents and first.text is not None and first.text_empty is not None
+
+    def peek(self) -> MultiViewClip | LatentClip:
+        """The first readable clip of the shards (what kind they hold)."""
+        for path in self.shards:
+            for clip in iter_shard(path, ReadStats()):
+                return clip
+        raise ValueError(f"data.source: the shards at {self.data.source} hold no readable clips")
 
     def clip_indices(self, step: int, micro: int) -> list[int]:
         first = ((step * self.grad_accum + micro) * self.world + self.rank) * self.batch_size
@@ -49,7 +69,8 @@ class TrainBatches:
         if self.synthetic:
             clip = render_clips(self.synth, [clip_seed(self.data.seed, k, "train") for k in ids], self.device)
         else:
-            clip = collate([self._shard_clip(k) for k in ids])
+            clips = [self._shard_clip(k) for k in ids]
+            clip = collate_latents(clips) if self.latents else collate(clips)
         return self._crop(clip).to(self.device)
 
     def _shard_clip(self, index: int) -> MultiViewClip:
@@ -71,14 +92,18 @@ class TrainBatches:
             if count == 0:
                 raise ValueError(f"data.source: the shards at {self.data.source} hold no readable clips")
 
-    def _crop(self, clip: MultiViewClip) -> MultiViewClip:
+    def _crop(self, clip: MultiViewClip | LatentClip) -> MultiViewClip | LatentClip:
         V, F, (H, W) = clip.num_views, clip.num_frames, clip.size
         d = self.data
-        if V < d.views or F < d.frames or (H, W) != (d.height, d.width):
+        if V < self.min_views or F < d.frames or (H, W) != (d.height, d.width):
+            views = f">= {d.views}" if self.min_views == d.views else f"{self.min_views} to {d.views}"
             raise ValueError(
-                f"data: expected clips with >= {d.views} views, >= {d.frames} frames and size {d.height}x{d.width}, "
+                f"data: expected clips with {views} views, >= {d.frames} frames and size {d.height}x{d.width}, "
                 f"got {V} views, {F} frames, {H}x{W} from {d.source}"
             )
+        if isinstance(clip, LatentClip):
+            meta = clip.meta[0] if isinstance(clip.meta, list) else clip.meta
+            return crop_latents(clip, d.views, d.frames, meta["latents"]["temporal"])
         return MultiViewClip(
             video=clip.video[:, : d.views, : d.frames],
             w2c=clip.w2c[:, : d.views, : d.frames],

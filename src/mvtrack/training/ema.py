@@ -6,6 +6,13 @@ import torch
 from torch import nn
 
 
+def local(p: torch.Tensor) -> torch.Tensor:
+    """What a rank holds of a parameter: the parameter itself (a DTensor under FSDP2), or DeepSpeed ZeRO-3's flat
+    partition of it."""
+    part = getattr(p, "ds_tensor", None)
+    return part if isinstance(part, torch.Tensor) else p
+
+
 class EMA:
     """``shadow = decay * shadow + (1 - decay) * param`` after every optimizer step, in float32.
 
@@ -14,7 +21,9 @@ class EMA:
 
     Only the parameters that train are averaged (``requires_grad`` when the EMA is built, or ``names``): a frozen
     weight's average is itself, and keeping a float32 copy of a frozen 1.3B backbone would cost 5 GiB. Each average
-    lives on its parameter's device, so build the EMA after the model has been moved to the training device.
+    lives where its parameter does, sharded like it: build the EMA after ``accelerator.prepare``. Under FSDP2 an
+    average is a DTensor with its parameter's placement; under DeepSpeed ZeRO-3 it averages the rank's partition
+    (``ds_tensor``, flat) of the parameter, in the dtype DeepSpeed keeps there (bf16 under bf16 mixed precision).
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999, names: list[str] | None = None):
@@ -22,7 +31,7 @@ class EMA:
         self.num_updates = 0
         params = dict(model.named_parameters())
         names = [k for k, p in params.items() if p.requires_grad] if names is None else names
-        self.shadow = {k: params[k].detach().float().clone() for k in names}
+        self.shadow = {k: local(params[k]).detach().float().clone() for k in names}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
@@ -30,13 +39,13 @@ class EMA:
         d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
         for k, p in model.named_parameters():
             if k in self.shadow:
-                self.shadow[k].lerp_(p.detach().float(), 1 - d)
+                self.shadow[k].lerp_(local(p).detach().float(), 1 - d)
 
     @torch.no_grad()
     def copy_to(self, model: nn.Module) -> None:
         for k, p in model.named_parameters():
             if k in self.shadow:
-                p.copy_(self.shadow[k].to(p.dtype))
+                local(p).copy_(self.shadow[k].to(p.dtype))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(self.shadow)

@@ -61,8 +61,13 @@ def build_model(config: TrainConfig):
     if wanted is not None and model.conditioner is None:
         model.add_track_conditioner(**wanted)
     elif wanted is not None and dict(model.config.track_conditioner) != dict(wanted):
-        raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner "
-                         f"{dict(model.config.track_conditioner)}, not {dict(wanted)}")
+        have = dict(model.config.track_conditioner)
+        changed = {k: v for k, v in wanted.items() if have.get(k) != v}
+        if any(have.get(k) != wanted.get(k) for k in set(have) - set(model.EXTENSIBLE)) or \
+                set(changed) - set(model.EXTENSIBLE):
+            raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner {have}, not "
+                             f"{dict(wanted)} (only {', '.join(model.EXTENSIBLE)} can change on a trained one)")
+        model.extend_track_conditioner(**changed)
     wanted = config.cvd.epipolar
     if wanted is not None and not model.config.epipolar:
         model.add_epipolar(**wanted)
@@ -129,3 +134,42 @@ def apply_trainable(model: nn.Module, names: list[str], weight_dtype: str = "flo
             for k, b in module.named_buffers(recurse=False):
                 if b is not None and b.is_floating_point() and b.dtype != torch.float32:
                     module._buffers[k] = b.float()
+
+
+class TrainingModule(nn.Module):
+    """What the trainer hands to ``accelerator.prepare``: the transformer and every training-only module (the
+    tracking head), so that DDP averages, FSDP2 shards and DeepSpeed partitions all the trained parameters, and one
+    forward runs everything that touches them (FSDP2 gathers a module's shards only inside its forward).
+
+    Args:
+        model: the ``MultiViewTransformer`` (``self.model``; its parameter names are the checkpoint's).
+        supervision: a ``TrackSupervision`` (its head, if any, trains; ``self.supervision``) or None.
+    """
+
+    def __init__(self, model: nn.Module, supervision: nn.Module | None = None):
+        super().__init__()
+        self.model = model
+        self.supervision = supervision
+
+    def forward(self, x_t, timestep, camera, context=None, epipolar=None, conditioning: dict | None = None,
+                tracks: torch.Tensor | None = None, visible: torch.Tensor | None = None, size=None,
+                generator: torch.Generator | None = None):
+        """The model's prediction and the track losses of one micro-batch.
+
+        Args:
+            x_t, timestep, camera, context, epipolar, conditioning: the transformer's inputs (``conditioning``: the
+                track conditioner's keyword arguments).
+            tracks: (B, V, F, N, 2) on the model's input grid, visible: (B, V, F, N), size: (h, w) of the model input;
+                needed when ``supervision`` is set.
+
+        Returns:
+            ``(pred (B, V, F, C, h, w), losses)``; ``losses`` holds the weighted track losses and their ``total``
+            (empty without supervision).
+        """
+        pred = self.model(x_t, timestep, camera, context, epipolar=epipolar, **(conditioning or {})).sample
+        if self.supervision is None:
+            return pred, {}
+        with torch.autocast(x_t.device.type, enabled=False):  # the losses choose their own precision
+            losses = self.supervision.losses(self.model, tracks, visible, size, generator)
+        self.supervision.clear(self.model)  # the losses' graph keeps what backward needs
+        return pred, losses

@@ -77,3 +77,27 @@ def read_video(path: str | Path) -> np.ndarray:
     if frames.ndim != 4 or frames.shape[0] == 0:
         raise ValueError(f"video {path}: expected frames (T, H, W, 3), got {frames.shape}")
     return frames[..., :3]
+
+
+def contact_sheet(path: str | Path, rows: list[list[np.ndarray]], names: list[str], scale: int | None = None) -> Path:
+    """A labelled PNG a person can look at: a grid of frames, one column per name (a header row gives the names).
+
+    Args:
+        rows: lists of (H, W, 3) uint8 frames of one size, one per name.
+        scale: nearest upscaling (default: to about 192 px a frame).
+    """
+    import cv2
+
+    H = rows[0][0].shape[0]
+    scale = scale or max(1, 192 // H)
+    lines = [np.concatenate([upscale_frames(f[None], scale)[0] for f in row], 1) for row in rows]
+    width = lines[0].shape[1] // len(names)
+    header = np.full((22, lines[0].shape[1], 3), 255, np.uint8)
+    for k, name in enumerate(names):
+        cv2.putText(header, str(name)[: max(4, width // 8)], (k * width + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    sheet = np.concatenate([header] + [np.pad(line, ((0, 2), (0, 0), (0, 0)), constant_values=255) for line in lines])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    return path
