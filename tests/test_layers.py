@@ -13,17 +13,18 @@ ALLOWED = {
     "_lazy": set(),
     "api": {"defaults", "devices", "pipelines", "runners"},
     "defaults": set(),
+    "config": set(),  # the config checker: the standard library and yaml only
     "outputs": set(),
     "evaluation": {"geometry"},
     "data": {"geometry", "viz.video"},  # video files are read and written by viz.video, a leaf of viz
     "viz": {"geometry", "data"},
     "scenes": {"geometry", "data", "_lazy"},
-    "models": {"geometry", "defaults"},
-    "tracking": {"geometry", "data", "models", "evaluation"},
+    "models": {"geometry", "defaults", "config"},
+    "tracking": {"geometry", "data", "models", "evaluation", "config"},
     "pipelines": {"geometry", "data", "models", "defaults"},
-    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults"},
+    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults", "config"},
     "runners": {"geometry", "data", "models", "tracking", "pipelines", "training", "evaluation", "scenes", "viz",
-                "outputs", "defaults", "devices", "_lazy"},
+                "outputs", "defaults", "devices", "config", "_lazy"},
 }
 
 

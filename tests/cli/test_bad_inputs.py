@@ -187,9 +187,21 @@ CASES = [
     ("set unknown nested key", lambda w: _train(w, "data.hieght=3"), ["TrainConfig.data", "['hieght']"]),
     ("set without =", lambda w: _train(w, "max_steps"), ["--set max_steps", "key=value"]),
     ("set bad yaml value", lambda w: _train(w, "lr=[1,"), ["--set lr=[1,", "not valid YAML"]),
-    ("set tracking.layers=[a]", lambda w: _train(w, "tracking.layers=[a]"), ["tracking.layers[0]"]),
+    ("set tracking.layers=[a]", lambda w: _train(w, "tracking.layers=[a]"), ["tracking.layers[0]",
+                                                                        "--set tracking.layers=[a]"]),
     ("set tasks unknown", lambda w: _train(w, "tasks={teleport: 1}"), ["TrainConfig.tasks"]),
     ("set data.baseline", lambda w: _train(w, "data.baseline=huge"), ["data.baseline", "small, wide, mixed"]),
+    # the model sections, checked with the config (before a model loads), by their full key path
+    ("set conditioner width type", lambda w: _train(w, "track2view.conditioner.width=wide"),
+     ["TrainConfig.track2view.conditioner.width: expected an integer, got 'wide'",
+      "--set track2view.conditioner.width=wide"]),
+    ("set conditioner unknown key", lambda w: _train(w, "track2view.conditioner={blocks: [0], widht: 32}"),
+     ["TrainConfig.track2view.conditioner: unknown keys ['widht']", "--set track2view.conditioner="]),
+    ("set epipolar mode", lambda w: _train(w, "cvd.epipolar.mode=dense"),
+     ["TrainConfig.cvd.epipolar.mode: expected one of module, processor, got 'dense'", "--set cvd.epipolar.mode"]),
+    ("set epipolar blocks item", lambda w: _train(w, "cvd.epipolar={blocks: [1, x]}"),
+     ["TrainConfig.cvd.epipolar.blocks[1]: expected block indices >= 0, got 'x'"]),
+    ("set epipolar a number", lambda w: _train(w, "cvd.epipolar=3"), ["TrainConfig.cvd.epipolar", "section of keys"]),
     ("config yaml syntax", lambda w: ["train", "--config", w / "syntax.yaml"], ["syntax.yaml", "not valid YAML",
                                                                                "line"]),
     ("config is a list", lambda w: ["train", "--config", w / "list.yaml"], ["list.yaml", "mapping"]),
@@ -442,7 +454,9 @@ def test_iter_shard_never_raises_on_damaged_tars(tmp_path, sample, cut, flip):
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(key=st.sampled_from(["lr", "data", "data.seed", "data.frames", "max_steps", "flow_shift", "tasks",
-                            "tracking.layers", "checkpoint_every", "ema_decay", "data.frames.x", "tracking"]),
+                            "tracking.layers", "checkpoint_every", "ema_decay", "data.frames.x", "tracking",
+                            "track2view.conditioner", "track2view.conditioner.width", "track2view.conditioner.blocks",
+                            "cvd.epipolar", "cvd.epipolar.band", "cvd.epipolar.decay", "data.layouts"]),
        value=st.one_of(st.integers(-3, 3), st.floats(allow_nan=True), st.text(max_size=5), st.booleans(),
                        st.lists(st.integers(-2, 2), max_size=2), st.none()))
 def test_config_overrides_raise_only_value_errors(key, value):

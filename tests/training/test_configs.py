@@ -55,3 +55,30 @@ def test_a_module_the_config_does_not_state_is_refused(tmp_path):
     build_preset("tiny", epipolar={"mode": "module", "blocks": [1]}).save_pretrained(epipolar)
     with pytest.raises(ValueError, match="cvd.epipolar: .*does not mention"):
         build_model(_config(epipolar))
+
+
+@pytest.mark.parametrize("item, message", [
+    ("cvd.epipolar={mode: dense}", r"TrainConfig.cvd.epipolar.mode: expected one of module, processor, got 'dense'"),
+    ("cvd.epipolar.decay=0", r"TrainConfig.cvd.epipolar.decay: expected a number > 0 or null"),
+    ("track2view.conditioner={blocks: [0], width: wide}", r"TrainConfig.track2view.conditioner.width: expected an "
+                                                         r"integer, got 'wide'"),
+    ("track2view.conditioner.heads=0", r"TrainConfig.track2view.conditioner.heads: expected an integer >= 1"),
+])
+def test_model_sections_are_refused_before_a_model_loads(monkeypatch, item, message):
+    """cvd.epipolar and track2view.conditioner are typed sections: a bad one stops the run at the config, in one line
+    naming the key and the --set item, before any model is loaded (they used to be bare dicts, checked, or not, by
+    the model after it loaded)."""
+    from typer.testing import CliRunner
+
+    import mvtrack.training.model
+    from mvtrack.cli import app
+
+    def load_model(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(mvtrack.training.model, "load_model", load_model)
+    result = CliRunner().invoke(app, ["train", "--config", str(CONFIGS / "camera_only_tiny.yaml"), "--set", item])
+    assert result.exit_code == 2, result.output
+    line = " ".join(result.output.split())
+    assert line.startswith("error: ") and f"(from --set {item})" in line and len(result.output.splitlines()) == 1
+    assert __import__("re").search(message, line), line

@@ -32,6 +32,7 @@ from diffusers.models.transformers.transformer_wan import WanAttnProcessor
 from einops import rearrange
 from torch import nn
 
+from mvtrack.config import section
 from mvtrack.geometry import apply_homography, camera_centers, epipolar_lines, relative_pose, rotation_homography
 from mvtrack.geometry.epipolar import fundamental_matrix, to_homogeneous
 
@@ -399,26 +400,14 @@ class EpipolarAttnProcessor(WanAttnProcessor):
         return attn.to_out[1](attn.to_out[0](out))
 
 
-def check_epipolar_config(config: dict, num_layers: int) -> dict:
-    """Validate ``MultiViewTransformer(epipolar=...)`` and fill its defaults; returns a plain dict."""
-    known = {"mode", "blocks", "band", "decay", "cross_frames", "coincident", "backend"}
-    unknown = set(config) - known
-    if unknown:
-        raise ValueError(f"epipolar: unknown key(s) {sorted(unknown)}; expected some of {sorted(known)}")
-    out = {"mode": "module", "blocks": None, "band": 1.5, "decay": None, "cross_frames": False,
-           "coincident": "homography", "backend": "auto", **config}
-    if out["mode"] not in MODES:
-        raise ValueError(f"epipolar.mode: expected one of {MODES}, got {out['mode']!r}")
-    if out["backend"] not in BACKENDS:
-        raise ValueError(f"epipolar.backend: expected one of {BACKENDS}, got {out['backend']!r}")
-    if out["coincident"] not in COINCIDENT:
-        raise ValueError(f"epipolar.coincident: expected one of {COINCIDENT}, got {out['coincident']!r}")
-    blocks = list(range(1, num_layers, 2)) if out["blocks"] is None else [int(b) for b in out["blocks"]]
+def check_epipolar_config(config, num_layers: int) -> dict:
+    """``MultiViewTransformer(epipolar=...)`` (an ``EpipolarConfig`` or its mapping) checked against a backbone of
+    ``num_layers`` blocks: a plain dict of every setting, ``blocks`` resolved (None: every other block) and sorted."""
+    from .sections import EpipolarConfig  # sections reads this module's MODES, COINCIDENT, BACKENDS
+
+    out = section(EpipolarConfig, dict(config) if isinstance(config, dict) else config, "epipolar").kwargs()
+    blocks = list(range(1, num_layers, 2)) if out["blocks"] is None else out["blocks"]
     if not blocks or any(not 0 <= b < num_layers for b in blocks):
         raise ValueError(f"epipolar.blocks: expected block indices in [0, {num_layers}), got {out['blocks']}")
     out["blocks"] = sorted(set(blocks))
-    if float(out["band"]) < 0:
-        raise ValueError(f"epipolar.band: expected >= 0 tokens, got {out['band']}")
-    if out["decay"] is not None and float(out["decay"]) <= 0:
-        raise ValueError(f"epipolar.decay: expected > 0 or null (hard band), got {out['decay']}")
     return out

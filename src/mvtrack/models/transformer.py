@@ -18,6 +18,8 @@ from diffusers.utils import BaseOutput
 from einops import rearrange, repeat
 from torch import nn
 
+from mvtrack.config import section
+
 from .camera import CameraEncoder
 from .epipolar import (
     EpipolarAttnProcessor,
@@ -28,6 +30,7 @@ from .epipolar import (
     pick_backend,
 )
 from .refiner import RefinerFeedback
+from .sections import EpipolarConfig, TrackConditionerConfig
 from .track_conditioner import TrackConditioner
 
 
@@ -72,10 +75,10 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             The refined features of the last forward are kept in ``self.refined`` ((B*V*F, D, h', w')).
         refiner_style: which refiner (``mvtrack.models.refiner``): ``bottleneck`` (default; what models saved
             before the option hold) or ``paper`` (Track4Gen's 8-layer full-width Conv-BN-ReLU stack).
-        track_conditioner: Track2View: keyword arguments of ``TrackConditioner`` (``blocks``, ``width``, ``tokens``,
-            ``pixels``, ...); None (default) for none. With it, ``forward`` takes paired tracks; without tracks
+        track_conditioner: Track2View: a ``TrackConditionerConfig`` or its mapping (``TrackConditioner``'s keyword
+            arguments: ``blocks``, ``width``, ``tokens``, ``pixels``, ...); None (default) for none. With it, ``forward`` takes paired tracks; without tracks
             the model runs as camera-only.
-        epipolar: CVD: keyword arguments of the epipolar cross-view attention (``mode`` module | processor, ``blocks``
+        epipolar: CVD: an ``EpipolarConfig`` or its mapping (``mode`` module | processor, ``blocks``
             (default: every other block), ``band`` in tokens, ``decay`` (None: hard band), ``cross_frames``,
             ``coincident``, ``backend``; see ``mvtrack.models.epipolar``); None (default) for none. With it,
             ``forward`` takes an ``EpipolarMask`` from ``epipolar_mask``; without one the model runs as camera-only.
@@ -95,10 +98,16 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         min_sigma: float = 0.05,
         refiner_block: int | None = None,
         refiner_style: str = "bottleneck",
-        track_conditioner: dict | None = None,
-        epipolar: dict | None = None,
+        track_conditioner: TrackConditionerConfig | dict | None = None,
+        epipolar: EpipolarConfig | dict | None = None,
     ):
         super().__init__()
+        # the sections checked (types, choices, unknown keys) before anything is built; the config records them in
+        # full, as JSON, so that a saved model states every setting it was built with
+        track_conditioner = section(TrackConditionerConfig, track_conditioner or None, "track_conditioner")
+        epipolar = section(EpipolarConfig, epipolar or None, "epipolar")
+        self.register_to_config(track_conditioner=track_conditioner and track_conditioner.kwargs(),
+                                epipolar=epipolar and epipolar.kwargs())
         if prediction_type not in ("velocity", "sample"):
             raise ValueError(f"prediction_type: expected velocity or sample, got {prediction_type!r}")
         if tuple(wan_config.get("patch_size", (1, 2, 2)))[0] != 1:
@@ -124,9 +133,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.camera_encoder = CameraEncoder(camera_channels, dim, tuple(wan.patch_size), wan.num_layers)
         self.null_context = nn.Parameter(torch.randn(1, context_tokens, wan.text_dim) * 0.02)
 
-    def _build_epipolar(self, kwargs: dict) -> dict:
+    def _build_epipolar(self, settings: EpipolarConfig) -> dict:
         wan = self.wan.config
-        cfg = check_epipolar_config(dict(kwargs), wan.num_layers)
+        cfg = check_epipolar_config(settings, wan.num_layers)
         dim = wan.num_attention_heads * wan.attention_head_dim
         if cfg["mode"] == "module":
             self.cross_view = nn.ModuleDict(
@@ -142,10 +151,11 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         a camera-only checkpoint."""
         if self._epipolar_config is not None:
             raise ValueError("epipolar: the model already has epipolar attention")
-        self._epipolar_config = self._build_epipolar(kwargs)
+        settings = section(EpipolarConfig, kwargs, "epipolar")
+        self._epipolar_config = self._build_epipolar(settings)
         if self.cross_view is not None:
             self.cross_view.to(device=self.device, dtype=self.dtype)
-        self.register_to_config(epipolar=dict(kwargs))
+        self.register_to_config(epipolar=settings.kwargs())
 
     def epipolar_mask(
         self, w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int], sample_size: tuple[int, int],
@@ -171,12 +181,11 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             coincident=coincident or cfg["coincident"], backend=backend, dtype=self.dtype,
         )
 
-    def _build_track_conditioner(self, kwargs: dict) -> TrackConditioner:
+    def _build_track_conditioner(self, settings: TrackConditionerConfig) -> TrackConditioner:
         wan = self.wan.config
         dim = wan.num_attention_heads * wan.attention_head_dim
-        kwargs = dict(kwargs)
-        if "blocks" in kwargs:
-            kwargs["blocks"] = tuple(kwargs["blocks"])
+        kwargs = settings.kwargs()
+        kwargs["blocks"] = tuple(kwargs["blocks"])
         return TrackConditioner(dim, wan.in_channels, tuple(wan.patch_size), wan.num_layers, **kwargs)
 
     def add_track_conditioner(self, **kwargs) -> None:
@@ -184,8 +193,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         to fine-tune a camera-only checkpoint."""
         if self.conditioner is not None:
             raise ValueError("track_conditioner: the model already has one")
-        self.conditioner = self._build_track_conditioner(kwargs).to(device=self.device, dtype=self.dtype)
-        self.register_to_config(track_conditioner=dict(kwargs))
+        settings = section(TrackConditionerConfig, kwargs, "track_conditioner")
+        self.conditioner = self._build_track_conditioner(settings).to(device=self.device, dtype=self.dtype)
+        self.register_to_config(track_conditioner=settings.kwargs())
 
     EXTENSIBLE = ("pixel_head", "skip_init", "skip_fixed")
 
@@ -208,7 +218,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             cond.register_buffer("skip_gate", gate)
         else:
             cond.skip_gate = nn.Parameter(gate)
-        self.register_to_config(track_conditioner={**dict(self.config.track_conditioner), **changes})
+        settings = section(TrackConditionerConfig, {**dict(self.config.track_conditioner), **changes},
+                           "track_conditioner")
+        self.register_to_config(track_conditioner=settings.kwargs())
 
     @classmethod
     def from_wan(cls, wan: WanTransformer3DModel, camera_channels: int = 6, context_tokens: int = 1):

@@ -3,13 +3,14 @@ refined features (Track4Gen), and return the weighted losses."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from einops import rearrange
 from torch import nn
 
+from mvtrack.config import TINY, ConfigError, check_fields, checked, choice, items, ranged
 from mvtrack.data.pairs import PAIR_KINDS, TrackPairs, sample_pairs
 from mvtrack.models.refiner import REFINER_STYLES
 
@@ -32,77 +33,70 @@ HEADS = ("pair", "mvtap")  # tracking.head
 CORR_HEADS = ("mean", "per_head")  # tracking.corr_heads (or a list of head indices)
 
 
+def _multiple_of_32(value: int, key: str) -> None:
+    if value < 32 or value % 32:
+        raise ConfigError(key, f"expected a positive multiple of 32, got {value}")
+
+
+def _corr_heads(value, key: str) -> None:
+    if isinstance(value, list):
+        if not value or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 0 for h in value) or len(
+                set(value)) < len(value):
+            raise ConfigError(key, f"expected distinct head indices >= 0, got {value}")
+    elif value not in CORR_HEADS:
+        raise ConfigError(key, f"expected one of {', '.join(CORR_HEADS)} or a list of head indices, got {value!r}")
+
+
 @dataclass
 class TrackingConfig:
     """Track supervision of a training run; all off by default (the camera-only baseline)."""
 
-    layers: list = field(default_factory=list)  # MVTrack4Gen: supervised self-attention layers (block indices)
-    corr_weight: float = 0.01  # L_corr
-    track_weight: float = 0.01  # L_track (Huber + BCE of the head)
-    pairs: int = 64  # sampled correspondences per clip
-    kinds: list = field(default_factory=lambda: list(PAIR_KINDS))
-    head_levels: int | None = None  # pyramid levels (None: 3 for the pair head, 4 for mvtap)
-    head_radius: int | None = None  # correlation window radius in tokens (None: 2 pair, 3 mvtap)
-    head_iters: int | None = None  # refinement steps (None: 3 pair, 4 mvtap)
+    CONFIG_PATH: ClassVar[str] = "tracking"
+    # MVTrack4Gen: supervised self-attention layers (block indices)
+    layers: list = checked(check=items(lambda b: isinstance(b, int) and not isinstance(b, bool) and b >= 0,
+                                       "block indices >= 0"), factory=list)
+    corr_weight: float = ranged(0.01, 0.0)  # L_corr
+    track_weight: float = ranged(0.01, 0.0)  # L_track (Huber + BCE of the head)
+    pairs: int = ranged(64, 1)  # sampled correspondences per clip
+    kinds: list = checked(check=items(lambda k: k in PAIR_KINDS, f"names among {PAIR_KINDS}"),
+                          factory=lambda: list(PAIR_KINDS))
+    head_levels: int | None = ranged(None, 1, what="an integer >= 1")  # pyramid levels (None: 3 pair, 4 mvtap)
+    head_radius: int | None = ranged(None, 0, what="an integer >= 0")  # window radius in tokens (None: 2 pair, 3 mvtap)
+    head_iters: int | None = ranged(None, 1, what="an integer >= 1")  # refinement steps (None: 3 pair, 4 mvtap)
     # pair: TrackHead, one (query, target frame) pair at a time; mvtap: MultiViewTrackHead, each query through every
     # view and frame jointly (``pairs`` queries per clip then, each at a visible point of one view and frame)
-    head: str = "pair"
-    head_dim: int = 64  # mvtap: width of the update transformer (attention heads of 32 channels; MV-TAP: 384)
-    head_depth: int = 2  # mvtap: blocks of attention over time, views and tracks (MV-TAP: 3)
-    head_query_radius: int = 0  # mvtap: query patch radius (0: the Q-vector; > 0: 4D correlation, (2r+1)^2 memory)
+    head: str = choice("pair", HEADS)
+    # mvtap: width of the update transformer (attention heads of 32 channels; MV-TAP: 384)
+    head_dim: int = checked(64, _multiple_of_32)
+    head_depth: int = ranged(2, 1)  # mvtap: blocks of attention over time, views and tracks (MV-TAP: 3)
+    head_query_radius: int = ranged(0, 0)  # mvtap: query patch radius (0: the Q-vector; > 0: 4D, (2r+1)^2 memory)
     # L_corr on the head-averaged logits (mean: a map no head computes; what the CPU-scale experiments used, kept as
     # the default so that their configs and checkpoints are unchanged), on each head's own attention map averaged
     # over heads (per_head: the published-method recipes, whose loss is on attention maps), or on the listed head
     # indices only (e.g. [0, 2]; the others unsupervised)
-    corr_heads: Any = "mean"
-    refiner_block: int | None = None  # Track4Gen: the block whose hidden states are refined (None: off)
-    refiner_weight: float = 8.0
-    refiner_radius: float = 2.0  # tokens
-    refiner_temperature: float = 0.1
-    refiner_style: str = "bottleneck"  # bottleneck (3 convs, D/4 wide) or paper (Track4Gen's 8 full-width convs)
-    refiner_softargmax: str = "softmax"  # softmax (of cosines / refiner_temperature) or eq3 (Track4Gen's Eq. 3)
+    corr_heads: Any = checked("mean", _corr_heads)
+    refiner_block: int | None = ranged(None, 0, what="a block index >= 0 or null")  # Track4Gen's block (None: off)
+    refiner_weight: float = ranged(8.0, 0.0)
+    refiner_radius: float = ranged(2.0, TINY)  # tokens
+    refiner_temperature: float = ranged(0.1, TINY)
+    refiner_style: str = choice("bottleneck", REFINER_STYLES)  # bottleneck (3 convs, D/4 wide) or paper (8 full convs)
+    refiner_softargmax: str = choice("softmax", SOFTARGMAX_MODES)  # softmax (cosines / temperature) or eq3 (Eq. 3)
     # all: every parameter trains; track4gen: only each block's self-attention, the refiner and its zero conv (the
     # paper's "temporal blocks + refiner + zero conv"; Wan has no separate temporal blocks, see track4gen_trainable)
-    trainable: str = "all"
+    trainable: str = choice("all", TRAINABLE)
 
     def __post_init__(self):
-        self.layers = [int(i) for i in self.layers]
-        self.kinds = list(self.kinds)
-        unknown = set(self.kinds) - set(PAIR_KINDS)
-        if unknown or not self.kinds:
-            raise ValueError(f"tracking.kinds: expected a non-empty subset of {PAIR_KINDS}, got {self.kinds}")
-        for name in ("corr_weight", "track_weight", "refiner_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"tracking.{name}: expected >= 0, got {getattr(self, name)}")
-        if self.pairs < 1:
-            raise ValueError(f"tracking.pairs: expected >= 1, got {self.pairs}")
-        if self.head not in HEADS:
-            raise ValueError(f"tracking.head: expected one of {', '.join(HEADS)}, got {self.head!r}")
+        if isinstance(self.corr_heads, tuple):  # head indices given as a tuple, stored as YAML and JSON hold them
+            self.corr_heads = list(self.corr_heads)
+        check_fields(self)
+        if not self.kinds:
+            raise ConfigError("tracking.kinds", f"expected a non-empty subset of {PAIR_KINDS}, got {self.kinds}")
         for name, pair, mvtap in (("head_levels", 3, 4), ("head_radius", 2, 3), ("head_iters", 3, 4)):
             if getattr(self, name) is None:
                 setattr(self, name, pair if self.head == "pair" else mvtap)
-        for name, low in (("head_levels", 1), ("head_radius", 0), ("head_iters", 1), ("head_depth", 1),
-                          ("head_query_radius", 0)):
-            if getattr(self, name) < low:
-                raise ValueError(f"tracking.{name}: expected >= {low}, got {getattr(self, name)}")
-        if self.head_dim < 32 or self.head_dim % 32:
-            raise ValueError(f"tracking.head_dim: expected a positive multiple of 32, got {self.head_dim}")
-        heads = self.corr_heads
-        if isinstance(heads, (list, tuple)):
-            if not heads or not all(isinstance(h, int) and not isinstance(h, bool) and h >= 0 for h in heads) or len(
-                    set(heads)) < len(heads):
-                raise ValueError(f"tracking.corr_heads: expected distinct head indices >= 0, got {heads}")
-            self.corr_heads = [int(h) for h in heads]
-        elif heads not in CORR_HEADS:
-            raise ValueError(f"tracking.corr_heads: expected one of {', '.join(CORR_HEADS)} or a list of head "
-                             f"indices, got {heads!r}")
-        for name, choices in (("refiner_style", REFINER_STYLES), ("refiner_softargmax", SOFTARGMAX_MODES),
-                              ("trainable", TRAINABLE)):
-            if getattr(self, name) not in choices:
-                raise ValueError(f"tracking.{name}: expected one of {', '.join(choices)}, got {getattr(self, name)!r}")
         if self.trainable == "track4gen" and self.refiner_block is None:
-            raise ValueError("tracking.trainable: track4gen trains the refiner and the self-attention it feeds; it "
-                             "needs tracking.refiner_block")
+            raise ConfigError("tracking.trainable", "track4gen trains the refiner and the self-attention it feeds; it "
+                                                    "needs tracking.refiner_block")
 
     @property
     def mvtrack4gen(self) -> bool:

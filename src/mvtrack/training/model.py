@@ -57,23 +57,23 @@ def build_model(config: TrainConfig):
             raise ValueError(f"{key}: {config.model} has {what} ({dict(have)}) that this config does not mention, "
                              f"so training would train it too; state it as {key} (as in the model's config.json) to "
                              "train that method, or start from a camera-only model")
-    wanted = config.track2view.conditioner
+    # the sections compared in full (every setting, defaults filled): the model's config.json records them so
+    wanted = config.track2view.conditioner and config.track2view.conditioner.kwargs()
     if wanted is not None and model.conditioner is None:
         model.add_track_conditioner(**wanted)
-    elif wanted is not None and dict(model.config.track_conditioner) != dict(wanted):
+    elif wanted is not None and dict(model.config.track_conditioner) != wanted:
         have = dict(model.config.track_conditioner)
         changed = {k: v for k, v in wanted.items() if have.get(k) != v}
-        if any(have.get(k) != wanted.get(k) for k in set(have) - set(model.EXTENSIBLE)) or \
-                set(changed) - set(model.EXTENSIBLE):
+        if set(changed) - set(model.EXTENSIBLE):
             raise ValueError(f"track2view.conditioner: {config.model} already has a track conditioner {have}, not "
-                             f"{dict(wanted)} (only {', '.join(model.EXTENSIBLE)} can change on a trained one)")
+                             f"{wanted} (only {', '.join(model.EXTENSIBLE)} can change on a trained one)")
         model.extend_track_conditioner(**changed)
-    wanted = config.cvd.epipolar
+    wanted = config.cvd.epipolar and config.cvd.epipolar.kwargs()
     if wanted is not None and not model.config.epipolar:
         model.add_epipolar(**wanted)
-    elif wanted is not None and dict(model.config.epipolar) != dict(wanted):
+    elif wanted is not None and dict(model.config.epipolar) != wanted:
         raise ValueError(f"cvd.epipolar: {config.model} already has epipolar attention "
-                         f"{dict(model.config.epipolar)}, not {dict(wanted)}")
+                         f"{dict(model.config.epipolar)}, not {wanted}")
     if trainable_preset(config) in ("lora", "track2view"):
         lora = config.lora
         add_lora(model, lora.rank, lora.alpha, lora.dropout, lora.targets)
