@@ -3,7 +3,7 @@
     import mvtrack
 
     result = mvtrack.rerender("clip.mp4", ["orbit:15", "pan:10"], cameras="clip.txt")   # the embedded model
-    result.save("outputs/gen")   # view_00_source.mp4, view_01.mp4, view_02.mp4, grid.mp4
+    result.save("outputs/gen")   # view_00_source.mp4, view_01.mp4, view_02.mp4, grid.mp4, contact_sheet.png
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ def rerender(video: str | Path, targets: list[str] | tuple[str, ...] = ("orbit:1
              model: str | Path | None = None, device: str = "auto", dtype: str = "auto", pipe=None, **options):
     """Re-render ``video`` along each target trajectory (``NAME[:AMOUNT]`` or a RealEstate10K file) with ``model``
     (None: the embedded default), or with an already loaded ``pipe``; ``options`` are ``generate_views``'s
-    (``cameras``, ``depth``, ``frames``, ``size``, ``steps``, ``seed``, ``joint``, ...). Returns ``GeneratedViews``:
-    ``.source``, ``.views`` (one (T, 3, H, W) video in [0, 1] per target), ``.notes`` and ``.save(out_dir)``."""
+    (``cameras``, ``depth``, ``frames``, ``size``, ``steps``, ``seed``, ``joint``, ``truth``, ...). Returns
+    ``GeneratedViews``: ``.source``, ``.views`` (one (T, 3, H, W) video in [0, 1] per target), ``.notes``, ``.scores``
+    against ``truth`` when given, and ``.save(out_dir)``."""
     from mvtrack.runners.generate import generate_views
 
     model = str(model or default_model())

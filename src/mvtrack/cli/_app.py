@@ -64,6 +64,11 @@ DTYPE_HELP = ("Weights' precision: auto (bfloat16 on CUDA, float32 on the CPU), 
               "float32 modules and the VAE stay float32).")
 MODEL_HELP = "Model directory or preset (default: the embedded weights/mvtrack-S of a source checkout)."
 
+# Options that several commands take, defined once (typer reads a shared default object for each command)
+DEVICE = typer.Option("auto", help=DEVICE_HELP)
+DTYPE = typer.Option("auto", help=DTYPE_HELP)
+MODEL = typer.Option(None, help=MODEL_HELP)
+
 
 def progress_bar() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

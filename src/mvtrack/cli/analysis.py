@@ -14,15 +14,20 @@ from mvtrack.scenes.config import BASELINES
 from ._app import MODEL_HELP, app, console, load_pipeline, parse_size, progress_bar
 
 
+# the clips both analyses draw (the engine's baseline between views, the seed of the clip stream)
+BASELINE = typer.Option("mixed", help="Camera baseline of the clips.")
+SEED = typer.Option(0, help="Seed of the clip stream.")
+
+
 @app.command(name="analyze-layers")
 def analyze_layers(
     model: str = typer.Option(None, help=MODEL_HELP + " Pixel space."),
     out: Path = typer.Option(Path("outputs/layers"), help="Where layers.json and layers.png go."),
     clips: int = typer.Option(8, min=1, help="Ground-truth clips (the val stream: not the held-out test split)."),
-    baseline: Literal[BASELINES] = typer.Option("mixed", help="Camera baseline of the clips."),
+    baseline: Literal[BASELINES] = BASELINE,
     sigma: float = typer.Option(0.5, min=0.0, max=1.0, help="Noise level of every frame (flow matching sigma)."),
     pairs: int = typer.Option(256, min=1, help="Sampled correspondences per clip."),
-    seed: int = typer.Option(0),
+    seed: int = SEED,
     frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
     views: int = typer.Option(None, help="Views (default: the model's training count)."),
@@ -76,8 +81,8 @@ def track_features(
     layer: int = typer.Option(None, help="Layer for qk (default: the middle block)."),
     sigma: float = typer.Option(0.3, min=0.0, max=1.0, help="Noise level of every frame."),
     threshold: float = typer.Option(0.5, help="Cosine below which a point is predicted occluded."),
-    baseline: Literal[BASELINES] = typer.Option("mixed", help="Camera baseline of the clips."),
-    seed: int = typer.Option(0),
+    baseline: Literal[BASELINES] = BASELINE,
+    seed: int = SEED,
     out: Path = typer.Option(None, help="Optional JSON file for the scores."),
 ):
     """Zero-shot tracking with a model's features (Track4Gen 4.3.1), scored with TAP-Vid beside no motion."""

@@ -12,8 +12,8 @@ from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.evaluation.matching import MATCHERS
 
 from ._app import (
-    DEVICE_HELP,
-    DTYPE_HELP,
+    DEVICE,
+    DTYPE,
     app,
     console,
     device_dtype,
@@ -23,6 +23,11 @@ from ._app import (
     tasks,
 )
 
+# what the scoring runs, for `eval` and `bench` alike (``runners.evaluate.EvalSettings``)
+MATCHER = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC.")
+ESTIMATE_CAMERAS = typer.Option(True, help="Estimate camera trajectories with COLMAP (RotErr / TransErr / CamMC).")
+RECOVER_TRACKS = typer.Option(True, help="Recover tracks by optical flow and score them against annotations.")
+
 
 @app.command(name="eval")
 def eval_(
@@ -30,9 +35,9 @@ def eval_(
     gt: Path = typer.Option(..., help="Ground truth: GT/<clip>/view_<v>.txt cameras, optional view_<v>.mp4 and "
                             "annotations.npz (docs/evaluation.md)."),
     out: Path = typer.Option(None, help="Where results.json and report.html go (default: PRED/../eval_<name>)."),
-    matcher: Literal[MATCHERS] = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC."),
-    cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP (RotErr / TransErr / CamMC)."),
-    tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them against annotations."),
+    matcher: Literal[MATCHERS] = MATCHER,
+    cameras: bool = ESTIMATE_CAMERAS,
+    tracks: bool = RECOVER_TRACKS,
     mode: str = typer.Option("rerender", help="rerender (view 0 is the source) or joint (every view generated, "
                              "PRED/<clip>/view_0.mp4 too; pairs of generated views scored)."),
 ):
@@ -73,11 +78,11 @@ def bench(
     steps: int = typer.Option(SAMPLING_STEPS, min=1, help="Denoising steps for checkpoints."),
     seed: list[int] = typer.Option([0], help="Sampling seed(s) of --checkpoint: clip i draws its noise from seed + i."),
     sensitivity: bool = typer.Option(False, help="Also measure camera sensitivity of --checkpoint (3x sampling)."),
-    matcher: Literal[MATCHERS] = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC."),
-    cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP."),
-    tracks: bool = typer.Option(True, help="Recover tracks by optical flow and score them."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    dtype: str = typer.Option("auto", help=DTYPE_HELP),
+    matcher: Literal[MATCHERS] = MATCHER,
+    cameras: bool = ESTIMATE_CAMERAS,
+    tracks: bool = RECOVER_TRACKS,
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ):
     """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
     them (mvtrack eval) and write the results table OUT/summary.md."""

@@ -13,9 +13,9 @@ from mvtrack.defaults import FOV_DEGREES, SAMPLING_STEPS, SOURCE_TREE_MODEL
 from mvtrack.scenes.config import HELD_OUT
 
 from ._app import (
-    DEVICE_HELP,
-    DTYPE_HELP,
-    MODEL_HELP,
+    DEVICE,
+    DTYPE,
+    MODEL,
     app,
     console,
     device_dtype,
@@ -26,10 +26,24 @@ from ._app import (
     tasks,
 )
 
+# the source's files and camera guess, as `generate` and `tracks` read them (``data.load_source``)
+SOURCE_CAMERAS = typer.Option(
+    None, help="RealEstate10K camera file of the source, one line per frame (default: cameras estimated by structure "
+    "from motion, else a static camera). A file whose rotations all have det = -1 (a mirrored world, as CamI2V's demo "
+    "poses) is used relative to its first camera, with a warning.")
+SOURCE_DEPTH = typer.Option(
+    None, help="Per-frame depth of the source, .npy/.npz (T, H, W) z-depth at the video's size (cropped and "
+    "nearest-resized like the frames, never stretched), instead of stereo depth of its frames.")
+DEPTH_MODEL = typer.Option(
+    None, help="A local depth-estimation model directory (transformers: Depth Anything V2, DPT) whose depth, aligned "
+    "to the stereo depth, completes it where stereo finds none. Nothing is downloaded.")
+SOURCE_FOV = typer.Option(
+    FOV_DEGREES, help="Horizontal field of view in degrees, in (0, 180), of a source without a camera file: structure "
+    "from motion's first guess, and the cameras' when it finds none.")
 
 @app.command()
 def demo(
-    model: str = typer.Option(None, help=MODEL_HELP),
+    model: str = MODEL,
     out: Path = typer.Option(Path("outputs/demo"), help="Output directory."),
     clips: int = typer.Option(4, min=1, help="Held-out synthetic clips to re-render."),
     steps: int = typer.Option(SAMPLING_STEPS, min=1, help="Denoising steps."),
@@ -38,8 +52,8 @@ def demo(
                                             "checkpoints)."),
     frames: int = typer.Option(None, min=1, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    dtype: str = typer.Option("auto", help=DTYPE_HELP),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ):
     """Re-render held-out synthetic clips (view 0 given, view 1 generated) beside the reference rows, scored as
     `bench` scores (the decoded videos; PSNR, SSIM, warp PSNR, flicker): a preset of `bench`."""
@@ -67,30 +81,20 @@ def generate(
     image: Path = typer.Option(
         None, help="A first frame: generate every view from it (image-to-video; EXPERIMENTAL, untrained)."
     ),
-    cameras: Path = typer.Option(
-        None,
-        help="RealEstate10K camera file of the source (default: a static camera). A file whose rotations all have "
-        "det = -1 (a mirrored world, as CamI2V's demo poses) is used relative to its first camera, with a warning.",
-    ),
+    cameras: Path = SOURCE_CAMERAS,
     target: list[str] = typer.Option(
         ["orbit:15"],
         help="Target trajectory per generated view: NAME[:AMOUNT] (orbit:30, arc:15, pan:10, tilt:10, dolly:0.5, "
         "static), starting at the source's first camera; or a RealEstate10K file, whose poses are taken relative "
         "to its own first camera and placed at the source's first camera (see --absolute-targets).",
     ),
-    depth: Path = typer.Option(
-        None, help="Per-frame depth of the source, .npy/.npz (T, H, W) z-depth at the video's size (cropped and "
-        "nearest-resized like the frames, never stretched), instead of stereo depth of its frames."
-    ),
+    depth: Path = SOURCE_DEPTH,
     tracks3d: Path = typer.Option(
         None, help="3D tracks of the source, .npy/.npz (T, N, 3) world points (NaN where unknown), in the camera "
         "file's world, for a Track2View model (e.g. `mvtrack tracks` output), instead of the stereo depth's dense "
         "tracks.",
     ),
-    depth_model: Path = typer.Option(
-        None, help="A local depth-estimation model directory (transformers: Depth Anything V2, DPT) whose depth, "
-        "aligned to the stereo depth, completes it where stereo finds none. Nothing is downloaded."
-    ),
+    depth_model: Path = DEPTH_MODEL,
     truth: Path = typer.Option(
         None, help="The true frames of the (single) --target's cameras, if you have them (a held-out part of a static "
         "scene): cropped like the source, shown in contact_sheet.png and scored (PSNR, SSIM)."
@@ -103,17 +107,14 @@ def generate(
         help="Read --target files as poses in the source camera file's world, as written, instead of relative "
         "to their first camera.",
     ),
-    model: str = typer.Option(None, help=MODEL_HELP),
+    model: str = MODEL,
     frames: int = typer.Option(None, min=1, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(
         None,
         help="Frame size N or HxW (default: the model's training size). Sources of another aspect ratio are "
         "centre-cropped to it, then resized (never stretched); their camera intrinsics follow the crop.",
     ),
-    fov: float = typer.Option(
-        FOV_DEGREES, help="Horizontal field of view in degrees, in (0, 180), of the generated frames when no camera "
-        "file is given."
-    ),
+    fov: float = SOURCE_FOV,
     steps: int = typer.Option(SAMPLING_STEPS, min=1, help="Denoising steps."),
     seed: int = typer.Option(0, help="Seed of the initial noise."),
     joint: bool = typer.Option(
@@ -130,8 +131,8 @@ def generate(
     negative_prompt: str = typer.Option(None, help="What classifier-free guidance steers away from (default: empty)."),
     guidance_scale: float = typer.Option(None, help="Classifier-free guidance scale (WanPipeline's: uncond + scale * "
                                          "(cond - uncond)); 1 runs unguided. Default: 5 with a text encoder, else 1."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
-    dtype: str = typer.Option("auto", help=DTYPE_HELP),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
 ):
     """Generate new views of a video along camera trajectories, or N views from a first frame.
 
@@ -177,17 +178,14 @@ def tracks(
     video: Path = typer.Option(..., help="Source video (MP4, GIF or a folder of frames)."),
     out: Path = typer.Option(..., help="Output .npz; overlay and depth PNGs are written beside it (NAME.png, "
                              "NAME_depth.png)."),
-    cameras: Path = typer.Option(None, help="RealEstate10K camera file of the source, one line per frame (default: "
-                                 "cameras estimated by structure from motion)."),
-    depth: Path = typer.Option(None, help="Per-frame depth of the source, .npy/.npz (T, H, W), instead of stereo."),
-    depth_model: Path = typer.Option(None, help="A local depth-estimation model directory (transformers) completing "
-                                     "the stereo depth."),
+    cameras: Path = SOURCE_CAMERAS,
+    depth: Path = SOURCE_DEPTH,
+    depth_model: Path = DEPTH_MODEL,
     frames: int = typer.Option(None, min=2, help="Frames to use (default: as many as the camera file has, else the "
                                "video)."),
     size: str = typer.Option(None, help="Frame size N or HxW the tracks are made for (default: the embedded model's); "
                              "the video is centre-cropped to its aspect ratio."),
-    fov: float = typer.Option(FOV_DEGREES, help="Horizontal field of view in degrees, the first guess of structure "
-                              "from motion when there is no camera file."),
+    fov: float = SOURCE_FOV,
 ):
     """The source's dense 3D tracks for paired-track conditioning (Track2View): every static pixel whose stereo depth
     its neighbour frames confirm (or every pixel of a --depth file), in the camera file's world, as an .npz that

@@ -10,7 +10,7 @@ import typer
 
 from mvtrack.defaults import CAPTION, LATENT_DTYPES, TEXT_TOKENS
 
-from ._app import DEVICE_HELP, app, console, progress_bar
+from ._app import DEVICE, app, console, progress_bar
 
 
 @app.command()
@@ -24,7 +24,7 @@ def encode(
     caption: str = typer.Option(CAPTION, help="Caption of clips that carry none (the trainer's text.default_caption)."),
     depth: bool = typer.Option(False, help="Keep the clips' depth (float16), for Track2View's source_depth."),
     max_length: int = typer.Option(TEXT_TOKENS, min=1, help="Text tokens per prompt (the trainer's text.max_length)."),
-    device: str = typer.Option("auto", help=DEVICE_HELP),
+    device: str = DEVICE,
 ):
     """Encode video shards into VAE latents (and text embeddings) once; training reads them without a VAE pass."""
     from mvtrack.training.encode import encode_shards

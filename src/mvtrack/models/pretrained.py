@@ -144,6 +144,16 @@ def _load(cls, directory: Path, torch_dtype):
     return model
 
 
+def read_model_meta(model_dir: str | Path | None) -> dict:
+    """A model directory's ``mvtrack.json`` (what it was trained on: ``data``, ``scene``, ``text``, ``flow_shift``,
+    ``tracks``), checked as ``check_model_files`` checks it; ``{}`` for a preset (None) or a directory without one.
+    Every reader of the file (the pipeline, the runners' defaults, the scene scale) goes through here."""
+    if model_dir is None or not (Path(model_dir) / "mvtrack.json").is_file():
+        return {}
+    check_model_files(Path(model_dir))
+    return read_json_object(Path(model_dir) / "mvtrack.json", "training metadata")
+
+
 def check_model_files(directory: Path) -> None:
     """Check the files beside the weights that loaders read: ``mvtrack.json`` (training metadata) and
     ``scheduler/scheduler_config.json``; ``ValueError`` naming the file and the key otherwise."""

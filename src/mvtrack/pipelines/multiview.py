@@ -15,6 +15,7 @@ from diffusers.utils import BaseOutput
 from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import PairedTracks
 from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
+from mvtrack.models.pretrained import read_model_meta
 from mvtrack.models.text import TextEncoder, load_text_encoder
 
 LAYOUTS = ("rerender", "i2v", "joint")
@@ -134,8 +135,7 @@ class MultiViewPipeline(DiffusionPipeline):
             if shift is not None:
                 key = "flow_shift" if "flow_shift" in scheduler.config else "shift"
                 scheduler = type(scheduler).from_config(scheduler.config, **{key: shift})
-        meta = Path(spec) / "mvtrack.json"
-        meta = json.loads(meta.read_text()) if meta.is_file() else {}
+        meta = read_model_meta(spec)
         if scheduler is None:
             if shift is None:
                 shift = meta.get("flow_shift")

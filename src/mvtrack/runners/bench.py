@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from mvtrack.defaults import SAMPLING_STEPS
+from mvtrack.config import read_yaml
 from mvtrack.data import MultiViewClip
+from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.evaluation import depth_warp
 from mvtrack.geometry import write_re10k
 from mvtrack.runners.references import clip_stereo_splat, copy_source
@@ -96,12 +96,9 @@ class BenchConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BenchConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"benchmark config: no file at {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path, "benchmark config")
         names = {f.name for f in fields(cls)}
-        if not isinstance(raw, dict) or set(raw) - names:
+        if set(raw) - names:
             raise ValueError(f"{path}: expected a mapping with keys among {sorted(names)}, got {raw!r:.200}")
         return cls(**raw)
 
@@ -139,12 +136,7 @@ def load_split(path: str | Path, raw: dict | None = None):
 
     path = Path(path)
     if raw is None:
-        if not path.is_file():
-            raise FileNotFoundError(f"benchmark config: no file at {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raw = read_yaml(path, "benchmark config")
     if isinstance(raw, dict) and "root" in raw:
         names = {f.name for f in fields(RealSplit)} - {"views", "observed", "reference_methods"}
         if set(raw) - names:
@@ -344,13 +336,8 @@ class BenchRun:
         """A run config (``split:`` a path relative to the file or a mapping, ``methods:`` a list), or a bare split
         config, which runs the methods given on the command line."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"benchmark config: no file at {path}")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(raw, dict) or "methods" not in raw:
+        raw = read_yaml(path, "benchmark config")
+        if "methods" not in raw:
             return cls(load_split(path, raw), [])
         if set(raw) - {"split", "methods"}:
             raise ValueError(f"{path}: expected keys split and methods, got {sorted(raw)}")

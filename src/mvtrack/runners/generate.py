@@ -5,7 +5,7 @@ real-footage benchmark's model rows use its parts), so a Python user gets the sa
 
     result = mvtrack.rerender("clip.mp4", ["orbit:15", "dolly:0.5"], cameras="clip.txt")
     result.views      # one (T, 3, H, W) video in [0, 1] per target
-    result.save("outputs/gen")   # view_00_source.mp4, view_01.mp4, ..., grid.mp4
+    result.save("outputs/gen")   # view_00_source.mp4, view_01.mp4, ..., grid.mp4, contact_sheet.png
 
 or step by step::
 
@@ -26,7 +26,6 @@ is the one the model was trained at; every confirmed static pixel a 3D track for
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Callable
@@ -47,6 +46,7 @@ from mvtrack.data.source_geometry import (
     scale_cameras,
     scene_scale,
 )
+from mvtrack.models.pretrained import read_model_meta
 
 MAX_SIDE = 4096  # pixels per side of a generated frame
 MAX_FRAMES = 1024
@@ -87,11 +87,9 @@ def check_generation_size(views: int, frames: int, size: tuple[int, int], memory
 def model_scene_depth(model_dir: str | Path | None) -> float:
     """The median source depth a model was trained at (``mvtrack.json`` ``scene.median_depth``), else the engine's
     (``SCENE_DEPTH``): real scenes are scaled to it."""
-    meta = Path(model_dir) / "mvtrack.json" if model_dir is not None else None
-    if meta is not None and meta.is_file():
-        scene = json.loads(meta.read_text()).get("scene", {})
-        if isinstance(scene, dict) and isinstance(scene.get("median_depth"), (int, float)) and scene["median_depth"] > 0:
-            return float(scene["median_depth"])
+    scene = read_model_meta(model_dir).get("scene", {})
+    if isinstance(scene, dict) and isinstance(scene.get("median_depth"), (int, float)) and scene["median_depth"] > 0:
+        return float(scene["median_depth"])
     return SCENE_DEPTH
 
 

@@ -3,7 +3,6 @@ and the data a model was trained on (the defaults of the commands that sample it
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ import torch
 from mvtrack.data import source_depth_tracks
 from mvtrack.data.source_geometry import clip_stereo_tracks, scale_cameras
 from mvtrack.defaults import SAMPLING_STEPS
+from mvtrack.models.pretrained import read_model_meta
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.runners.references import track_splat
 from mvtrack.training.config import DataConfig
@@ -24,8 +24,7 @@ def trained_data(model_dir: str | Path | None, **overrides) -> DataConfig:
     """The clips a model was trained on (``model_dir/mvtrack.json`` ``data``; ``DataConfig``'s defaults for a preset
     or a directory without it), with ``overrides`` that are not None: the sizes ``demo``, ``generate`` and the
     analyses sample it at unless told otherwise."""
-    meta = Path(model_dir) / "mvtrack.json" if model_dir is not None else None
-    data = json.loads(meta.read_text()).get("data", {}) if meta is not None and meta.is_file() else {}
+    data = read_model_meta(model_dir).get("data", {})
     known = {k: v for k, v in data.items() if k in CLIP_KEYS}
     return DataConfig(**{**known, **{k: v for k, v in overrides.items() if v is not None}})
 
