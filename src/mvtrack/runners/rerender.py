@@ -26,6 +26,7 @@ from mvtrack.data.source_geometry import (
 from mvtrack.evaluation import copy_source, depth_warp, track_splat, view_scores
 from mvtrack.evaluation.rerender import inpaint_holes
 from mvtrack.geometry import carry_frames
+from mvtrack.outputs import check_output_dir
 from mvtrack.pipelines import MultiViewPipeline
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import tile_views, to_uint8_frames, upscale_frames, write_mp4
@@ -146,7 +147,7 @@ def rerender_heldout(
         views=s.views, frames=s.frames, height=s.height, width=s.width, num_tracks=s.num_tracks, query_view=0,
         baseline=s.baseline,
     )
-    out = Path(out_dir) if out_dir is not None else None
+    out = check_output_dir(out_dir) if out_dir is not None else None  # a file there: refused before any work
     clips, sheet_rows = [], []
     for start in range(0, s.num_clips, s.batch):
         ids = list(range(start, min(start + s.batch, s.num_clips)))
