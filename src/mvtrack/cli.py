@@ -74,6 +74,13 @@ def _progress() -> Progress:
     )
 
 
+# Ranges of the numbers typed on the command line (docs/reliability.md): seeds are 32-bit, as numpy's; steps and
+# frame rates what sampling and video players use.
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 1000
+MAX_FPS = 240
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``128`` or ``96x128`` (H x W) to (H, W); raises ``typer.BadParameter`` on anything else."""
     try:
@@ -93,21 +100,24 @@ def parse_size(text: str) -> tuple[int, int]:
 def synth(
     out: Path = typer.Option(..., help="Output directory for the tar shards."),
     num: int = typer.Option(16, min=1, help="Number of clips."),
-    views: int = typer.Option(4, help="Cameras per clip (>= 1)."),
-    frames: int = typer.Option(16, help="Frames per clip (>= 1)."),
-    size: str = typer.Option("128", help="Frame size: N for N x N, or HxW."),
-    tracks: int = typer.Option(256, help="Tracks per clip, half on objects and half on the background."),
-    seed: int = typer.Option(0, help="Base seed; clip i depends only on (seed, i, split)."),
+    views: int = typer.Option(4, help="Cameras per clip, in [1, 64]."),
+    frames: int = typer.Option(16, help="Frames per clip, in [1, 4096]."),
+    size: str = typer.Option("128", help="Frame size: N for N x N, or HxW (1 to 8192 pixels per side)."),
+    tracks: int = typer.Option(256, help="Tracks per clip, half on objects and half on the background, in "
+                               "[1, 65536]."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Base seed; clip i depends only on (seed, i, split)."),
     split: str = typer.Option("train", help="Seed stream: train, val or test (test is the held-out split)."),
     shards: int = typer.Option(64, min=1, help="Clips per shard."),
     baseline: str = typer.Option("mixed", help="Camera baseline between views: small, wide or mixed."),
     layouts: str = typer.Option("objects", help="Scene layouts drawn per clip, comma-separated: objects (primitives "
                                 "under a sky dome), room (RealEstate10K-like rooms walked through)."),
-    photo_prob: float = typer.Option(0.0, help="Share of surfaces textured with photographs (scenes/photos.py), in "
-                                     "[0, 1]."),
-    query_view: int = typer.Option(None, help="Draw track queries from this view only (0: Track2View's source tracks)."),
-    batch: int = typer.Option(0, min=0, help="Clips rendered together (0: 1 on CPU, where it is fastest; 64 on GPU)."),
-    device: str = typer.Option("cpu", help="Render device, e.g. cpu or cuda."),
+    photo_prob: float = typer.Option(0.0, min=0.0, max=1.0, help="Share of surfaces textured with photographs "
+                                     "(scenes/photos.py), in [0, 1]."),
+    query_view: int = typer.Option(None, min=0, help="Draw track queries from this view only (0: Track2View's source "
+                                   "tracks)."),
+    batch: int = typer.Option(0, min=0, max=1024, help="Clips rendered together (0: 1 on CPU, where it is fastest; 64 "
+                              "on GPU)."),
+    device: str = typer.Option("cpu", help="Render device: cpu, cuda, cuda:N or auto."),
     video_format: str = typer.Option(
         "png", help="How shards store video: png (lossless, ~3x smaller than npy on engine clips), mp4 (H.264, ~35x "
         "smaller, mean error ~1.5/255), jpg, or npy (raw uint8, the format of older shards)."),
@@ -115,8 +125,10 @@ def synth(
 ):
     """Render synthetic multi-view clips with exact tracks, depth and cameras into WebDataset tar shards."""
     from mvtrack.data import ShardWriter
+    from mvtrack.devices import resolve_device
     from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 
+    device = str(resolve_device(device))  # cuda without CUDA: one line, before anything is written
     height, width = parse_size(size)
     batch = batch or (1 if device == "cpu" else 64)
     try:
@@ -148,17 +160,19 @@ def synth(
 def viz(
     source: str = typer.Argument(..., help="Shard directory, .tar file or glob."),
     out: Path = typer.Option(..., help="Output directory."),
-    max_clips: int = typer.Option(4, min=1, help="Clips to draw."),
-    fps: int = typer.Option(8, min=1),
-    scale: int = typer.Option(2, min=1, help="Integer upscaling of frames before drawing."),
-    max_tracks: int = typer.Option(128, min=1, help="Tracks to draw per clip."),
+    max_clips: int = typer.Option(4, min=1, max=10000, help="Clips to draw."),
+    fps: int = typer.Option(8, min=1, max=MAX_FPS),
+    scale: int = typer.Option(2, min=1, max=16, help="Integer upscaling of frames before drawing."),
+    max_tracks: int = typer.Option(128, min=1, max=65536, help="Tracks to draw per clip."),
 ):
     """Write an MP4 and a GIF grid of all views with tracks, and a PNG of the camera trajectories, per clip."""
     import warnings
 
     from mvtrack.data import ReadStats, iter_shard, list_shards
+    from mvtrack.outputs import check_output_dir
     from mvtrack.viz import visualize_clip
 
+    check_output_dir(out)
     try:
         paths = list_shards(source)
     except FileNotFoundError as e:
@@ -278,11 +292,11 @@ def _load_pipeline(model: str, device: str = "auto", dtype: str = "auto"):
 def demo(
     model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (default: the embedded mvtrack-S)."),
     out: Path = typer.Option(Path("outputs/demo"), help="Output directory."),
-    clips: int = typer.Option(4, min=1, help="Held-out synthetic clips to re-render."),
-    steps: int = typer.Option(25, min=1, help="Denoising steps."),
-    seed: int = typer.Option(0, help="Seed of the clip stream."),
+    clips: int = typer.Option(4, min=1, max=10000, help="Held-out synthetic clips to re-render."),
+    steps: int = typer.Option(25, min=1, max=MAX_STEPS, help="Denoising steps."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of the clip stream."),
     split: str = typer.Option("test", help="Clip stream: test (held out) or val (for choosing checkpoints)."),
-    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
+    frames: int = typer.Option(None, min=1, max=1024, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
     device: str = typer.Option("auto", help=_DEVICE_HELP),
     dtype: str = typer.Option("auto", help=_DTYPE_HELP),
@@ -290,8 +304,10 @@ def demo(
     """Re-render held-out synthetic clips (view 0 given, view 1 generated) and score them against ground truth."""
     from rich.table import Table
 
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners import RerenderSettings, rerender_heldout
 
+    check_output_dir(out)
     pipe = _load_pipeline(model, device, dtype)
     height, width = parse_size(size) if size else (None, None)
     settings = RerenderSettings.for_model(
@@ -367,32 +383,35 @@ def generate(
         "to their first camera.",
     ),
     model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (default: the embedded mvtrack-S)."),
-    frames: int = typer.Option(None, min=1, help="Frames per view (default: the model's training length)."),
+    frames: int = typer.Option(None, min=1, help="Frames per view, at most 1024 (default: the model's training "
+                               "length)."),
     size: str = typer.Option(
         None,
-        help="Frame size N or HxW (default: the model's training size). Sources of another aspect ratio are "
-        "centre-cropped to it, then resized (never stretched); their camera intrinsics follow the crop.",
+        help="Frame size N or HxW, 1 to 4096 pixels per side (default: the model's training size). Sources of another "
+        "aspect ratio are centre-cropped to it, then resized (never stretched); their camera intrinsics follow the "
+        "crop.",
     ),
     fov: float = typer.Option(
-        55.0, help="Horizontal field of view in degrees, in (0, 180), of the generated frames when no camera file "
+        55.0, help="Horizontal field of view in degrees, in [1, 179], of the generated frames when no camera file "
         "is given."
     ),
-    steps: int = typer.Option(25, min=1, help="Denoising steps."),
-    seed: int = typer.Option(0, help="Seed of the initial noise."),
+    steps: int = typer.Option(25, min=1, max=MAX_STEPS, help="Denoising steps."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of the initial noise."),
     joint: bool = typer.Option(
         False, help="Generate all targets together, mutually consistent, instead of one (source, target) pair each."
     ),
     views_per_group: int = typer.Option(
-        None, min=1, help="With --joint: CVD's collaborative inference, the model sees the source and this many "
-        "targets at a time (every combination, predictions averaged per step): memory of one group, time of all. "
+        None, min=1, max=64, help="With --joint: CVD's collaborative inference, the model sees the source and this "
+        "many targets at a time (every combination, predictions averaged per step): memory of one group, time of all. "
         "Default: all targets in one joint attention.",
     ),
-    fps: int = typer.Option(8, min=1),
+    fps: int = typer.Option(8, min=1, max=MAX_FPS),
     prompt: str = typer.Option(None, help="Text prompt, for a model with a text encoder (a fine-tuned Wan2.1; "
                                "default: the caption it was trained with on clips without one)."),
     negative_prompt: str = typer.Option(None, help="What classifier-free guidance steers away from (default: empty)."),
-    guidance_scale: float = typer.Option(None, help="Classifier-free guidance scale (WanPipeline's: uncond + scale * "
-                                         "(cond - uncond)); 1 runs unguided. Default: 5 with a text encoder, else 1."),
+    guidance_scale: float = typer.Option(None, min=0.0, max=50.0, help="Classifier-free guidance scale in [0, 50] "
+                                         "(WanPipeline's: uncond + scale * (cond - uncond)); 1 runs unguided. Default: "
+                                         "5 with a text encoder, else 1."),
     device: str = typer.Option("auto", help=_DEVICE_HELP),
     dtype: str = typer.Option("auto", help=_DTYPE_HELP),
 ):
@@ -404,18 +423,18 @@ def generate(
     import torch
 
     from mvtrack.data import load_source
+    from mvtrack.data.source import check_fov
     from mvtrack.outputs import check_output_dir
     from mvtrack.runners import RerenderSettings, check_generation_size, image_to_video, prepare_source, rerender_video
-    from mvtrack.runners.generate import target_views
+    from mvtrack.runners.generate import check_target_specs, target_views
     from mvtrack.viz import contact_sheet, tile_views, to_uint8_frames, write_mp4
 
     if (video is None) == (image is None):
         raise typer.BadParameter("give exactly one of --video (re-render) or --image (image-to-video)")
     if truth is not None and (image is not None or len(target) != 1):
         raise typer.BadParameter("applies to re-rendering a --video along one --target", param_hint="--truth")
-    if not 0 < fov < 180:
-        raise typer.BadParameter(f"expected a horizontal field of view in (0, 180) degrees, got {fov}",
-                                 param_hint="--fov")
+    check_fov(fov)
+    check_target_specs(target)  # trajectory amounts within their ranges, before the model is loaded
     hw = parse_size(size) if size else None
     check_output_dir(out)
     pipe = _load_pipeline(model, device, dtype)  # first: it checks the model directory's files, which the defaults read
@@ -498,12 +517,12 @@ def tracks(
     depth: Path = typer.Option(None, help="Per-frame depth of the source, .npy/.npz (T, H, W), instead of stereo."),
     depth_model: Path = typer.Option(None, help="A local depth-estimation model directory (transformers) completing "
                                      "the stereo depth."),
-    frames: int = typer.Option(None, min=2, help="Frames to use (default: as many as the camera file has, else the "
-                               "video)."),
+    frames: int = typer.Option(None, min=2, max=1024, help="Frames to use (default: as many as the camera file has, "
+                               "else the video)."),
     size: str = typer.Option(None, help="Frame size N or HxW the tracks are made for (default: the embedded model's); "
                              "the video is centre-cropped to its aspect ratio."),
-    fov: float = typer.Option(55.0, help="Horizontal field of view in degrees, the first guess of structure from "
-                              "motion when there is no camera file."),
+    fov: float = typer.Option(55.0, help="Horizontal field of view in degrees, in [1, 179], the first guess of "
+                              "structure from motion when there is no camera file."),
 ):
     """The source's dense 3D tracks for paired-track conditioning (Track2View): every static pixel whose stereo depth
     its neighbour frames confirm (or every pixel of a --depth file), in the camera file's world, as an .npz that
@@ -512,11 +531,15 @@ def tracks(
     import numpy as np
 
     from mvtrack.data import load_source
+    from mvtrack.data.source import check_fov
+    from mvtrack.outputs import check_output_file
     from mvtrack.runners import RerenderSettings, prepare_source
     from mvtrack.viz import depth_image, draw_tracks, tile_views, to_uint8_frames, upscale_frames
 
     if out.suffix.lower() != ".npz":
         raise typer.BadParameter(f"expected a path ending in .npz, got {out}", param_hint="--out")
+    check_output_file(out)
+    check_fov(fov)
     defaults = RerenderSettings.for_model(DEFAULT_MODEL)
     hw = parse_size(size) if size else (defaults.height, defaults.width)
     source = load_source(video, hw, frames, cameras, depth, fov)
@@ -602,11 +625,12 @@ def eval_(
                              "PRED/<clip>/view_0.mp4 too; pairs of generated views scored)."),
 ):
     """Score any system's generated videos against the requested cameras and the ground truth."""
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners.evaluate import evaluate_dirs
     from mvtrack.runners.report import write_report
 
     settings = _eval_settings(matcher, cameras, tracks, mode)
-    out = out or pred.parent / f"eval_{pred.name}"
+    out = check_output_dir(out or pred.parent / f"eval_{pred.name}")
     clips = sorted(p for p in pred.iterdir() if p.is_dir()) if pred.is_dir() else []
     try:
         with _progress() as progress:
@@ -635,8 +659,9 @@ def bench(
         "noise; real-footage splits: ground_truth, copy_source, nearest_source, stereo_splat."
     ),
     out: Path = typer.Option(Path("outputs/bench"), help="Output root: OUT/<method>/{pred,results.json,report.html}."),
-    steps: int = typer.Option(25, min=1, help="Denoising steps for checkpoints."),
-    seed: list[int] = typer.Option([0], help="Sampling seed(s) of --checkpoint: clip i draws its noise from seed + i."),
+    steps: int = typer.Option(25, min=1, max=MAX_STEPS, help="Denoising steps for checkpoints."),
+    seed: list[int] = typer.Option([0], min=0, max=MAX_SEED, help="Sampling seed(s) of --checkpoint: clip i draws its "
+                                   "noise from seed + i."),
     sensitivity: bool = typer.Option(False, help="Also measure camera sensitivity of --checkpoint (3x sampling)."),
     matcher: str = typer.Option("auto", help="Matcher for Mat.Pix and the pose AUC: xfeat, sift or auto."),
     cameras: bool = typer.Option(True, help="Estimate camera trajectories with COLMAP."),
@@ -646,10 +671,12 @@ def bench(
 ):
     """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
     them (mvtrack eval) and write the results table OUT/summary.md."""
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners.bench import REFERENCE_METHODS, BenchRun, MethodSpec, run_bench
     from mvtrack.runners.real_bench import REAL_REFERENCE_METHODS
 
     where, precision = _device_dtype(device, dtype)
+    check_output_dir(out)
     known = tuple(dict.fromkeys(REFERENCE_METHODS + REAL_REFERENCE_METHODS))
     for m in method:
         if m not in known:
@@ -692,14 +719,15 @@ def bench(
 def analyze_layers(
     model: str = typer.Option(DEFAULT_MODEL, help="Model directory or preset (pixel space)."),
     out: Path = typer.Option(Path("outputs/layers"), help="Where layers.json and layers.png go."),
-    clips: int = typer.Option(8, min=1, help="Ground-truth clips (the val stream: not the held-out test split)."),
+    clips: int = typer.Option(8, min=1, max=10000, help="Ground-truth clips (the val stream: not the held-out test "
+                              "split)."),
     baseline: str = typer.Option("mixed", help="Camera baseline of the clips: small, wide or mixed."),
     sigma: float = typer.Option(0.5, min=0.0, max=1.0, help="Noise level of every frame (flow matching sigma)."),
-    pairs: int = typer.Option(256, min=1, help="Sampled correspondences per clip."),
-    seed: int = typer.Option(0),
-    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
+    pairs: int = typer.Option(256, min=1, max=65536, help="Sampled correspondences per clip."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED),
+    frames: int = typer.Option(None, min=1, max=1024, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
-    views: int = typer.Option(None, help="Views (default: the model's training count)."),
+    views: int = typer.Option(None, min=1, max=64, help="Views (default: the model's training count)."),
     per_head: bool = typer.Option(False, "--per-head", help="Also score each attention head alone (heads.png)."),
 ):
     """Score every self-attention layer of a model as a tracker (attention argmax vs ground-truth tracks)."""
@@ -717,7 +745,9 @@ def analyze_layers(
         plot_scores,
         rank_heads,
     )
+    from mvtrack.outputs import check_output_dir
 
+    check_output_dir(out)
     pipe = _load_pipeline(model, "cpu", "float32")  # its clips and scores are on the CPU
     net = pipe.transformer
     if pipe.codec.channels != 3:
@@ -774,25 +804,28 @@ def analyze_layers(
 @app.command(name="track-features")
 def track_features(
     model: list[str] = typer.Option([DEFAULT_MODEL], help="Model directories or presets (repeatable)."),
-    clips: int = typer.Option(8, min=1, help="Held-out clips (the test stream)."),
+    clips: int = typer.Option(8, min=1, max=10000, help="Held-out clips (the test stream)."),
     features: str = typer.Option("qk", help="qk (a layer's queries against keys) or refined (Track4Gen refiner)."),
-    layer: int = typer.Option(None, help="Layer for qk (default: the middle block)."),
+    layer: int = typer.Option(None, min=0, help="Layer for qk (default: the middle block)."),
     sigma: float = typer.Option(0.3, min=0.0, max=1.0, help="Noise level of every frame."),
-    threshold: float = typer.Option(0.5, help="Cosine below which a point is predicted occluded."),
+    threshold: float = typer.Option(0.5, min=-1.0, max=1.0, help="Cosine below which a point is predicted occluded."),
     baseline: str = typer.Option("mixed", help="Camera baseline of the clips: small, wide or mixed."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED),
     out: Path = typer.Option(None, help="Optional JSON file for the scores."),
 ):
     """Zero-shot tracking with a model's features (Track4Gen 4.3.1), scored with TAP-Vid beside no motion."""
     import numpy as np
     from rich.table import Table
 
+    from mvtrack.outputs import check_output_file
     from mvtrack.runners import RerenderSettings
     from mvtrack.scenes import SynthConfig, clip_seed, render_clips
     from mvtrack.tracking.zero_shot import FEATURES, feature_tracks, no_motion_tracks, score_feature_tracks
 
     if features not in FEATURES:
         raise typer.BadParameter(f"expected one of {FEATURES}, got {features!r}", param_hint="--features")
+    if out is not None:
+        check_output_file(out)
     rows = {}
     for spec in model:
         pipe = _load_pipeline(spec, "cpu", "float32")

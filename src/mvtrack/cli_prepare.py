@@ -20,7 +20,8 @@ def register(app: typer.Typer, console, progress_bar) -> None:
         text: bool = typer.Option(True, help="Also store the captions' UMT5 embeddings (and the empty prompt's)."),
         caption: str = typer.Option(None, help="Caption of clips that carry none (default: the trainer's)."),
         depth: bool = typer.Option(False, help="Keep the clips' depth (float16), for Track2View's source_depth."),
-        max_length: int = typer.Option(512, min=1, help="Text tokens per prompt (the trainer's text.max_length)."),
+        max_length: int = typer.Option(512, min=1, max=4096, help="Text tokens per prompt (the trainer's "
+                                       "text.max_length)."),
         device: str = typer.Option("auto", help="Where the VAE and UMT5 run: auto, cpu or cuda[:N]."),
     ):
         """Encode video shards into VAE latents (and text embeddings) once; training reads them without a VAE pass."""
