@@ -109,7 +109,7 @@ def test_stereo_geometry_of_a_source_and_its_scene_scale(tmp_path):
 
 
 def test_a_source_without_cameras_gets_them_from_structure_from_motion(tmp_path):
-    from mvtrack.evaluation.footage import render_photo_scene
+    from mvtrack.scenes.footage import render_photo_scene
     from mvtrack.geometry import relative_pose
     from mvtrack.runners.generate import estimate_source_cameras
 

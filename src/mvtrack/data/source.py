@@ -88,7 +88,7 @@ def read_frames(path: str | Path, num_frames: int | None = None, indices: list[i
 
     ``indices`` picks frames (after the first ``num_frames``, if given); errors name the file and what was expected.
     """
-    from mvtrack.viz import read_video
+    from mvtrack.viz.video import read_video
 
     path = Path(path)
     if not path.exists():
