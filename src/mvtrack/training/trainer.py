@@ -323,6 +323,15 @@ class Trainer:
         the conditioner's ``max_token_tracks`` prefix is a fresh random subset at every step."""
         cfg = self.config.track2view
         if paired is None:
+            where = f"data.source {self.config.data.source}: the clips carry no"
+            fix = "`mvtrack prepare-tracks --method auto` (known, moving cameras)"
+            if cfg.source == "oracle" and clip.tracks3d is None:
+                raise ValueError(f"{where} 3D tracks, which track2view.source: oracle pairs with every view; write "
+                                 f"them with {fix}, or use track2view.source: stereo (depth from the frames)")
+            if cfg.source == "source_depth" and clip.depth is None:
+                raise ValueError(f"{where} depth, which track2view.source: source_depth lifts view 0's tracks with; "
+                                 f"use track2view.source: stereo (depth from the frames), or oracle on the tracks and "
+                                 f"3D points of {fix}")
             paired = oracle_tracks(clip) if cfg.source == "oracle" else source_depth_tracks(clip)
         paired = paired.select(frames=self.codec.camera_frames(clip.num_frames)).scaled(1 / self.codec.spatial_factor)
         B, N = paired.tracks.shape[0], paired.num_tracks
