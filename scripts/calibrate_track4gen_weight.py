@@ -5,7 +5,7 @@
 
 Measures, over the run's first micro-batches, the gradient norms of the diffusion loss and of the unweighted refiner
 loss w.r.t. the trainable parameters both reach, and prints the weight that makes the refiner loss's gradient each
-given fraction of the diffusion loss's (``mvtrack.tracking.calibrate``). Writes nothing.
+given fraction of the diffusion loss's (``mvtrack.training.calibrate``). Writes nothing.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 
-from mvtrack.tracking.calibrate import calibrate_track4gen_weight
+from mvtrack.training.calibrate import calibrate_track4gen_weight
 from mvtrack.training import TrainConfig
 
 

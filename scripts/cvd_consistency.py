@@ -4,8 +4,9 @@
     python scripts/cvd_consistency.py --reference ground_truth --out outputs/cvd_cpu/ref_ground_truth_s0/scores.json
     python scripts/cvd_consistency.py --summarize outputs/cvd_cpu
 
-Scores: (1) re-rendering of 16 held-out clips with the model's training views (``rerender_heldout``: PSNR / SSIM
-of every generated view); (2) mutual consistency of the three targets of the 8 clips of configs/bench/cvd4.yaml,
+Scores: (1) re-rendering of 16 held-out clips with the model's training views (``mvtrack demo``'s run: PSNR / SSIM
+of every generated view from the decoded videos; the figures in docs/results.md were taken on float frames by the
+older path, which this replaced: expect them to differ in the second decimal); (2) mutual consistency of the three targets of the 8 clips of configs/bench/cvd4.yaml,
 generated together (or collaboratively with ``--views-per-group``): for every pair of generated views, the
 epipolar consistency of their matches under the requested cameras, CVD's two-view pose error (pooled into pose AUC)
 and cross-view track consistency of the ground-truth points, plus PSNR / SSIM of each target. Library metrics only
@@ -33,8 +34,8 @@ from mvtrack.evaluation.epipolar import epipolar_scores
 from mvtrack.evaluation.matching import get_matcher, match_videos, pose_errors
 from mvtrack.evaluation.pose import pose_auc
 from mvtrack.pipelines import MultiViewPipeline
-from mvtrack.runners import RerenderSettings, rerender_heldout
 from mvtrack.runners.bench import BenchConfig, render_split
+from mvtrack.runners.demo import demo_run, run_demo
 from mvtrack.runners.rerender import rerender_clip
 from mvtrack.viz import to_uint8_frames
 
@@ -64,9 +65,11 @@ def score(model: str | None, steps: int, views_per_group: int | None, clips: int
         pipe = MultiViewPipeline.from_model(model)
         pipe.set_progress_bar_config(disable=True)
         with tempfile.TemporaryDirectory() as tmp:
-            settings = RerenderSettings.for_model(model, num_clips=clips, steps=steps, split="test")
-            mean = rerender_heldout(pipe, settings, tmp)["mean"]["model"]
-        out = {"rerender_psnr": mean["psnr"], "rerender_ssim": mean["ssim"], "rerender_views": settings.views}
+            run = demo_run(model, clips, steps)
+            run.methods = run.methods[:1]  # the model alone
+            row = run_demo(run, tmp)[run.methods[0].name]["metrics"]
+        out = {"rerender_psnr": row["psnr"]["mean"], "rerender_ssim": row["ssim"]["mean"],
+               "rerender_views": run.split.views}
     matcher = get_matcher("auto")
     cfg = BenchConfig.from_yaml(SPLIT)
     per_view, pairs, errors = [], [], []

@@ -12,10 +12,7 @@ ARMS=${ARMS:-"camera_only cvd_module cvd_processor"}
 SEEDS=${SEEDS:-"0 1"}
 STEPS=${STEPS:-150}
 mkdir -p "$OUT"
-if [ ! -f "$OUT/base/config.json" ]; then  # the starting point: the camera-only default of commit 7a9947f
-  mkdir -p "$OUT/base"
-  git archive 7a9947f weights/mvtrack-S | tar -x -C "$OUT/base" --strip-components=2
-fi
+bash scripts/camera_only_base.sh  # the starting point (configs' model): the camera-only default of commit 7a9947f
 for seed in $SEEDS; do
   for arm in $ARMS; do
     run="$OUT/${arm}_s$seed"

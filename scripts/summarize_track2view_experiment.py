@@ -1,6 +1,6 @@
 """Table of the CPU-scale Track2View experiment (scripts/track2view_experiment_cpu.sh) for docs/results.md.
 
-Reads OUT/<arm>_s<seed>/heldout/metrics.json (written by `mvtrack demo`) and prints, per arm, the held-out PSNR and
+Reads OUT/<arm>_s<seed>/heldout/ (written by `mvtrack demo`: summary.json and <row>/results.json) and prints, per arm, the held-out PSNR and
 SSIM of each seed, their mean, and the per-clip paired difference against the camera-only arm of the same seed
 (mean +- standard error over the 16 clips); then the reference rows, which do not depend on the arm.
 """
@@ -16,15 +16,21 @@ import numpy as np
 ARMS = ("camera_only", "track2view", "track2view_mvtrack4gen")
 
 
-def per_view(path: Path, method: str, key: str) -> np.ndarray:
-    clips = json.loads(path.read_text())["clips"]
-    return np.array([v[method][key] for c in clips for v in c["views"]])
+REFERENCES = ("copy_source", "source_depth_splat", "depth_warp")
+
+
+def per_view(heldout: Path, method: str, key: str) -> np.ndarray:
+    """One value per scored view of a demo directory's row ``method`` (``model``: the row that is no reference)."""
+    if method == "model":
+        method = next(m for m in json.loads((heldout / "summary.json").read_text()) if m not in REFERENCES)
+    views = json.loads((heldout / method / "results.json").read_text())["views"]
+    return np.array([v["metrics"][key] for v in sorted(views, key=lambda v: (v["clip"], v["view"]))])
 
 
 def main(out: Path) -> None:
-    runs = {p.parent.parent.name: p for p in sorted(out.glob("*_s*/heldout/metrics.json"))}
+    runs = {p.parent.parent.name: p.parent for p in sorted(out.glob("*_s*/heldout/summary.json"))}
     if not runs:
-        sys.exit(f"no runs with heldout/metrics.json under {out}")
+        sys.exit(f"no runs with heldout/summary.json under {out}")
     seeds = sorted({name.rsplit("_s", 1)[1] for name in runs})
     lines = ["| arm | " + " | ".join(f"seed {s} PSNR / SSIM" for s in seeds)
              + " | mean PSNR | mean SSIM | vs camera-only (PSNR, SSIM; paired over clips) |",

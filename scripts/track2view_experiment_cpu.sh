@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The CPU-scale Track2View experiment of docs/results.md: camera-only vs Track2View vs Track2View + MVTrack4Gen, each
-# fine-tuning the shipped camera-only default for the same steps on the same clips (configs/track2view_cpu/*.yaml),
+# fine-tuning the camera-only default of commit 7a9947f (outputs/camera_only_base) for the same steps on the same clips (configs/track2view_cpu/*.yaml),
 # 2 seeds (seed s: noise/sampling seed s, data stream 200 + s, identical across arms). Each run is exported and
 # scored on 16 held-out `test` clips (`mvtrack demo`: PSNR / SSIM beside copy-source and the true-depth warp).
 # Runs go one after another with both cores. About 80 min on the 2-core CPU when the machine is otherwise idle.
@@ -11,6 +11,7 @@ SEEDS=${SEEDS:-"0 1"}
 STEPS=${STEPS:-150}
 EVAL_STEPS=${EVAL_STEPS:-10}
 mkdir -p "$OUT"
+bash scripts/camera_only_base.sh  # outputs/camera_only_base, the configs' model
 for seed in $SEEDS; do
   for arm in $ARMS; do
     run="$OUT/${arm}_s$seed"

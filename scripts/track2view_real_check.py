@@ -1,7 +1,7 @@
 """Issue 10's real-footage check of a model, through `mvtrack generate` exactly as a user runs it.
 
 No RealEstate10K clip can be downloaded here, so the footage is the closest stand-in we have: the photo-textured
-room of `mvtrack.evaluation.footage` (photographs on floor, walls and panels, ray-cast at 2x and area-downsampled,
+room of `mvtrack.scenes.footage` (photographs on floor, walls and panels, ray-cast at 2x and area-downsampled,
 with RealEstate10K-like camera moves), written as an H.264 MP4 at 256 px plus a RealEstate10K camera file. For each
 move, three targets are generated (the model resizes to its own size, 64 px for mvtrack-S):
   own:    the clip's own camera file as the target (the output should reproduce the source);
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from mvtrack.evaluation import psnr
-from mvtrack.evaluation.footage import render_photo_scene
+from mvtrack.scenes.footage import render_photo_scene
 from mvtrack.geometry import write_re10k
 from mvtrack.viz import read_video, write_mp4
 

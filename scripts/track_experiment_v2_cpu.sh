@@ -8,14 +8,11 @@
 # experiment resumes where it was (training itself resumes exactly). About 2 h on the 2-core CPU.
 set -euo pipefail
 OUT=${OUT:-outputs/track_v2_cpu}
-BASE=${BASE:-outputs/cvd_cpu/base}
+BASE=${BASE:-outputs/camera_only_base}
 ARMS=${ARMS:-"camera_only mvtrack4gen mvtrack4gen_mvtap track4gen_paper"}
 SEEDS=${SEEDS:-"0 1"}
 mkdir -p "$OUT"
-if [ ! -f "$BASE/config.json" ]; then
-  mkdir -p "$BASE"
-  git archive 7a9947f weights/mvtrack-S | tar -x -C "$BASE" --strip-components=2
-fi
+bash scripts/camera_only_base.sh "$BASE"
 for arm in $ARMS; do
   for seed in $SEEDS; do
     run="$OUT/${arm}_s$seed"

@@ -41,16 +41,18 @@ def test_train_demo_generate(tmp_path):
     model = train_tiny(tmp_path / "run")
     assert json.loads((model / "mvtrack.json").read_text())["data"]["height"] == 16
 
-    # demo: held-out re-rendering at the model's training size, with both references
+    # demo: a preset of bench, held-out re-rendering at the model's training size beside the references, scored from
+    # the decoded videos as bench scores them
     result = runner.invoke(
         app, ["demo", "--model", str(model), "--out", str(tmp_path / "demo"), "--clips", "1", "--steps", "2"]
     )
     assert result.exit_code == 0, result.output
-    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert set(metrics["mean"]) == {"model", "copy_source", "source_depth_splat", "depth_warp"}
-    assert metrics["settings"]["height"] == 16 and metrics["settings"]["frames"] == 2
-    grid = iio.imread(tmp_path / "demo" / "clip_0000.mp4", plugin="pyav")
-    assert grid.shape[0] == 2 and grid.shape[2] >= 3 * 64  # source | generated | ground truth, upscaled 4x
+    rows = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert set(rows) == {"run", "copy_source", "source_depth_splat", "depth_warp"}  # the model row: its run's name
+    assert all(row["views_scored"] == 1 and {"psnr", "ssim"} <= set(row["metrics"]) for row in rows.values())
+    truth = iio.imread(tmp_path / "demo" / "gt" / "demo-test" / "clip_0000" / "view_1.mp4", plugin="pyav")
+    assert truth.shape == (2, 16, 16, 3)  # the model's training length and size
+    assert (tmp_path / "demo" / "contact_sheet.png").is_file() and "psnr" in result.output
 
     # generate from a video with its RealEstate10K cameras along a file target and a named one
     clip = render_clips(SynthConfig(views=2, frames=2, height=16, width=16, num_tracks=4), [1])
@@ -79,7 +81,7 @@ def test_train_demo_generate(tmp_path):
     )
     assert result.exit_code == 0, result.output
     names = sorted(p.name for p in (tmp_path / "gen").iterdir())
-    assert names == ["grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
+    assert names == ["contact_sheet.png", "grid.mp4", "view_00_source.mp4", "view_01.mp4", "view_02.mp4"]
     assert iio.imread(tmp_path / "gen" / "grid.mp4", plugin="pyav").shape[:3] == (2, 16, 3 * 16 + 2 * 2)
 
     # image-to-video: one first frame, two views generated jointly

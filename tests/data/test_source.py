@@ -71,6 +71,19 @@ def test_a_target_file_from_a_later_frame_gives_those_frames_cameras(tmp_path):
     with pytest.raises(ValueError, match=r"src.txt: expected at least 9 frames \(from frame 5\), got 8"):
         target_cameras(f"{tmp_path / 'src.txt'}@5", source, absolute=True)
 
+    # in a scaled scene (generate's), FILE@N is a file like FILE: its translations are scaled like the source's
+    from dataclasses import replace
+
+    from mvtrack.data.source_geometry import scale_cameras
+    from mvtrack.runners.generate import SourceInputs, target_views
+
+    scaled = SourceInputs(replace(source, w2c=scale_cameras(source.w2c, 2.5)), 2.5, None, None, [])
+    for absolute in (True, False):
+        (plain, _), (at0, _) = target_views(scaled, [str(tmp_path / "src.txt"), f"{tmp_path / 'src.txt'}@0"],
+                                            absolute=absolute)
+        torch.testing.assert_close(at0, plain)
+        torch.testing.assert_close(plain, scaled.source.w2c)
+
 
 def test_stereo_geometry_of_a_source_and_its_scene_scale(tmp_path):
     _write_clip(tmp_path, 64, 64, frames=8, seed=3)
@@ -96,7 +109,7 @@ def test_stereo_geometry_of_a_source_and_its_scene_scale(tmp_path):
 
 
 def test_a_source_without_cameras_gets_them_from_structure_from_motion(tmp_path):
-    from mvtrack.evaluation.footage import render_photo_scene
+    from mvtrack.scenes.footage import render_photo_scene
     from mvtrack.geometry import relative_pose
     from mvtrack.runners.generate import estimate_source_cameras
 

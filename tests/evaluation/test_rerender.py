@@ -51,7 +51,7 @@ def test_warp_psnr_is_nan_without_covisible_pixels():
 
 
 def test_track_splat_moves_the_source_along_the_tracks_and_fills_holes():
-    from mvtrack.evaluation import track_splat
+    from mvtrack.runners.references import track_splat
 
     rng = np.random.default_rng(0)
     source = rng.random((2, 3, 8, 10)).astype(np.float32)

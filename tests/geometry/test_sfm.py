@@ -60,7 +60,7 @@ def test_degenerate_inputs_fail_with_a_reason(frames, K, reason):
 def test_reprojection_check_passes_exact_copies_of_photo_footage():
     """Photo-textured room, walking forward (RealEstate10K-like), re-encoded at 128 px: the estimate passes the
     check and is within a fraction of a degree (docs/evaluation.md has the full 64/128/256 px table)."""
-    from mvtrack.evaluation.footage import render_photo_scene, resize_clip
+    from mvtrack.scenes.footage import render_photo_scene, resize_clip
     from mvtrack.viz import read_video, write_mp4
 
     big, w2c, K = render_photo_scene("forward", 8, 256)

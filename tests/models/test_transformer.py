@@ -49,15 +49,37 @@ def test_matches_plain_wan_forward():
     torch.testing.assert_close(ours, rearrange(wan, "b c (v f) h w -> b v f c h w", v=2), rtol=1e-5, atol=1e-5)
 
 
-def test_per_frame_timesteps_reach_their_tokens():
-    """Changing the timestep of view 1 changes view 1's output (and, through attention, the others')."""
+def test_each_frame_is_modulated_by_its_own_timestep():
+    """With attention silenced (no token sees another), frame (b, v, f) under per-frame timesteps must come out
+    exactly as when every frame has its timestep: fails when the timesteps reach the tokens in another order (e.g.
+    ``(n f)`` for ``(f n)``), which a test of "view 1 changed" does not see."""
     model = build_model("tiny").eval()
-    sample, timestep, camera = inputs()
-    t2 = timestep.clone()
-    t2[:, 1] = 0
+    for block in model.wan.blocks:
+        for attn in (block.attn1, block.attn2):
+            attn.to_out[0].weight.data.zero_()
+            attn.to_out[0].bias.data.zero_()
+    sample, _, camera = inputs()
+    B, V, F = sample.shape[:3]
+    timestep = (torch.arange(B * V * F).reshape(B, V, F) * 83 % 1000).float()  # distinct per view and frame
     with torch.no_grad():
-        a, b = model(sample, timestep, camera).sample, model(sample, t2, camera).sample
-    assert (a[:, 1] - b[:, 1]).abs().max() > 1e-3
+        out = model(sample, timestep, camera).sample
+        for b, v, f in zip(*(i.flatten().tolist() for i in torch.meshgrid(*map(torch.arange, (B, V, F)),
+                                                                        indexing="ij"))):
+            alone = model(sample, torch.full_like(timestep, timestep[b, v, f].item()), camera).sample
+            torch.testing.assert_close(out[b, v, f], alone[b, v, f], rtol=1e-5, atol=1e-5)
+
+
+def test_rope_length_is_checked_with_one_line():
+    """Wan's RoPE table has rope_max_seq_len positions per axis; views x frames beyond it must be a ValueError
+    naming the limit, not an error deep inside diffusers."""
+    model = build_model("tiny").eval()
+    limit = model.wan.config.rope_max_seq_len
+    sample, timestep, camera = inputs(B=1, V=2, F=limit // 2 + 1, H=4, W=4)
+    with pytest.raises(ValueError, match=f"{limit + 2} frames .*rope_max_seq_len {limit}") as e:
+        model(sample, timestep, camera)
+    assert "\n" not in str(e.value)
+    with torch.no_grad():  # at the limit: runs
+        model(sample[:, :, : limit // 2], timestep[:, :, : limit // 2], camera[:, :, : limit // 2])
 
 
 def test_shape_errors_name_the_argument():

@@ -68,8 +68,8 @@ def test_sample_space_loss_is_the_x0_error():
 def _oracle(height=16, width=16, seed=0):
     """The tiny model with ``prediction_type="sample"`` whose last layer is planted to output one known x0 (a
     pattern repeating every 4x4 patch) whatever its input, so that its velocity ``(x_t - x0) / sigma`` is exact for
-    that x0 (min_sigma lowered below the sampler's last sigma, 0.001). Returns the model and x0 (3, H, W)."""
-    model = build_model("tiny", prediction_type="sample", min_sigma=1e-4).eval()
+    that x0 (above ``min_sigma``). Returns the model and x0 (3, H, W)."""
+    model = build_model("tiny", prediction_type="sample").eval()
     _, ph, pw = model.patch_size
     patch = (torch.rand(ph, pw, 3, generator=torch.Generator().manual_seed(seed)) * 2 - 1) * 0.8
     with torch.no_grad():
@@ -120,3 +120,18 @@ def test_the_sampler_integrates_the_oracle_velocity_onto_its_x0():
         assert (sample()[:, 1] - expected).abs().mean() > 0.1
     finally:
         flip.remove()
+
+
+def test_the_last_step_lands_on_x0_below_min_sigma():
+    """25 steps at shift 1 end with an Euler step from sigma 0.04, below ``min_sigma`` (0.05): the sampler must
+    still land on the model's x0 (with the clamped velocity it stopped 4/5 of the way, ~1/255 of noise left)."""
+    model, x0 = _oracle()
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0)
+    scheduler.set_timesteps(25)
+    assert 0 < scheduler.sigmas[-2] < model.config.min_sigma  # the case of the bug
+    pipe = MultiViewPipeline(transformer=model, scheduler=scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    clip = render_clips(SynthConfig(views=2, frames=2, height=16, width=16, num_tracks=4), [7])
+    out = pipe(clip.w2c, clip.K, clip.video, "rerender", num_inference_steps=25,
+               generator=torch.Generator().manual_seed(0)).video
+    torch.testing.assert_close(out[:, 1], ((x0 + 1) / 2).expand(1, 2, 3, 16, 16), rtol=0, atol=1e-5)

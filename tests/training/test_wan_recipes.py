@@ -43,6 +43,9 @@ def test_every_recipe_is_the_published_setting_at_full_size():
             assert cfg.prediction_type == "velocity" and cfg.trainable != "all", path
     mv = TrainConfig.from_yaml(RECIPES / "mvtrack4gen.yaml").tracking
     assert (mv.corr_weight, mv.track_weight) == (0.01, 0.01)
+    # L_corr on attention maps: each head's own softmax, not the head-averaged logits no head computes
+    for path in (RECIPES / "mvtrack4gen.yaml", RECIPES / "49f_320x576" / "mvtrack4gen.yaml"):
+        assert TrainConfig.from_yaml(path).tracking.corr_heads == "per_head", path
     t4g = TrainConfig.from_yaml(RECIPES / "track4gen.yaml")
     assert (t4g.tracking.refiner_weight, t4g.tracking.pairs, t4g.lr, t4g.trainable) == (8.0, 512, 1e-5, "track4gen")
     assert TrainConfig.from_yaml(RECIPES / "track2view.yaml").trainable == "track2view"

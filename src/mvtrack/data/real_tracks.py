@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from mvtrack.geometry import project
+from mvtrack.geometry.optical_flow import flow_tracks
 from mvtrack.geometry.triangulate import MAX_RESIDUAL, MIN_PARALLAX_PX, MIN_VIEWS, triangulate_tracks
 
 from .paired import lift_tracks
@@ -147,7 +148,6 @@ def grid_flow_tracks(frames: torch.Tensor, grid_step: int = 4, query_frames: int
     Returns:
         tracks (T, N, 2) pixels and visible (T, N) bool (torch, float64 / bool), queries (N, 3) as (t, x, y).
     """
-    from mvtrack.evaluation.optical_flow import flow_tracks
 
     if frames.dim() != 4 or frames.shape[1] != 3:
         raise ValueError(f"frames: expected (T, 3, H, W), got {tuple(frames.shape)}")

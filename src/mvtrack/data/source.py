@@ -100,7 +100,7 @@ def read_frames(path: str | Path, num_frames: int | None = None, indices: list[i
 
     ``indices`` picks frames (after the first ``num_frames``, if given); errors name the file and what was expected.
     """
-    from mvtrack.viz import read_video
+    from mvtrack.viz.video import read_video
 
     path = Path(path)
     if not path.exists():
@@ -249,6 +249,14 @@ def crop_inverse(K: torch.Tensor, crop: Crop) -> torch.Tensor:
     return out
 
 
+def camera_file(spec: str) -> tuple[Path, int] | None:
+    """``(path, first frame)`` of a target spec that names a camera file (``FILE`` or ``FILE@N``), else ``None``."""
+    path, at, first = spec.rpartition("@")
+    if at and first.isdigit() and Path(path).is_file():
+        return Path(path), int(first)
+    return (Path(spec), 0) if Path(spec).is_file() else None
+
+
 def target_cameras(
     spec: str,
     source: Source,
@@ -271,12 +279,9 @@ def target_cameras(
     point ``center_depth`` ahead of it (the scene's depth; the generators' default without it).
     """
     T = source.num_frames
-    path, at, first = spec.rpartition("@")
-    if not (at and Path(path).is_file() and first.isdigit()):
-        path, first = spec, "0"
-    if Path(path).is_file():
+    if (file := camera_file(spec)) is not None:
+        path, start = file
         cams = read_re10k(path, mirrored="error" if absolute else "relative")
-        start = int(first)
         if len(cams) < start + T:
             raise ValueError(f"target camera file {path}: expected at least {start + T} frames (from frame {start}), "
                              f"got {len(cams)}")

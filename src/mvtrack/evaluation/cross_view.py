@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from .epipolar import THRESHOLDS_PX, _camera_pair, _scorable_steps, fundamental_matrices, sampson_distance
-from .optical_flow import flow_tracks
+from mvtrack.geometry.optical_flow import flow_tracks
 
 
 def _failure(reason: str) -> dict:

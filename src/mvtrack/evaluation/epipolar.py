@@ -2,15 +2,14 @@
 them should lie on each other's epipolar lines. It needs no structure from motion and works at 64 px.
 
 Conventions (METRICS.md, docs/evaluation.md): pixels with the top-left pixel centre at (0, 0); ``F`` from
-:func:`mvtrack.geometry.fundamental_matrix`, ``x_b^T F x_a = 0``.
+:func:`mvtrack.geometry.arrays.fundamental_matrix_array`, ``x_b^T F x_a = 0``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from mvtrack.geometry import fundamental_matrix
+from mvtrack.geometry.arrays import fundamental_matrix_array
 
 from .matching import Matcher, get_matcher
 
@@ -90,9 +89,9 @@ def _scorable_steps(cams: list[np.ndarray], min_baseline: float) -> tuple[np.nda
 
 def fundamental_matrices(w2c_a: np.ndarray, K_a: np.ndarray, w2c_b: np.ndarray, K_b: np.ndarray) -> np.ndarray:
     """(T, 3, 3) fundamental matrices ``x_b^T F x_a = 0`` of same-time camera pairs, unit Frobenius norm (zero for
-    coincident centres), from :func:`mvtrack.geometry.fundamental_matrix`. Cameras (T, 4, 4) / (T, 3, 3)."""
-    args = [torch.as_tensor(np.asarray(x, np.float64)) for x in (w2c_a, K_a, w2c_b, K_b)]
-    return fundamental_matrix(*args).numpy()
+    coincident centres), from :func:`mvtrack.geometry.arrays.fundamental_matrix_array`. Cameras (T, 4, 4) /
+    (T, 3, 3)."""
+    return fundamental_matrix_array(w2c_a, K_a, w2c_b, K_b)
 
 
 def epipolar_consistency(

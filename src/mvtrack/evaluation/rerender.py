@@ -1,36 +1,27 @@
-"""Re-rendering references on clips with ground truth: copy the source view, or warp it with true depth."""
+"""Geometric consistency with the source on clips with ground truth: the source warped into the target cameras with
+true depth (``depth_warp``, also the benchmark's upper reference), covisibility, warp PSNR, and per-view PSNR /
+SSIM. Numpy only; the learned-free baselines (copy the source, splat it along tracks) are in
+``mvtrack.runners.references``."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
-from mvtrack.geometry import carry_frames, project, unproject_depth_map
+from mvtrack.geometry.arrays import project_array, unproject_depth_array
 
 from .image import psnr, ssim
-
-
-def copy_source(source: np.ndarray) -> np.ndarray:
-    """The trivial baseline: predict the target view as the source view, frame by frame. (T, 3, H, W)."""
-    return np.array(source, copy=True)
 
 
 def _source_coords(target_depth, w2c_source, K_source, w2c_target, K_target):
     """Where each target pixel, lifted with the target's depth, lands in the source camera of the same frame:
     ``(xy (T, H, W, 2) float32 source pixels, z (T, H, W) depth in the source camera)``."""
     T, H, W = target_depth.shape
-    points = unproject_depth_map(
-        torch.as_tensor(target_depth, dtype=torch.float64),
-        torch.as_tensor(w2c_target, dtype=torch.float64),
-        torch.as_tensor(K_target, dtype=torch.float64),
-    )  # (T, H, W, 3)
-    xy, z = project(
-        points.reshape(T, H * W, 3),
-        torch.as_tensor(w2c_source, dtype=torch.float64),
-        torch.as_tensor(K_source, dtype=torch.float64),
-    )  # (T, H*W, 2), (T, H*W)
-    return xy.reshape(T, H, W, 2).numpy().astype(np.float32), z.reshape(T, H, W).numpy()
+    points = unproject_depth_array(np.asarray(target_depth, np.float64), np.asarray(w2c_target, np.float64),
+                                   np.asarray(K_target, np.float64))  # (T, H, W, 3)
+    xy, z = project_array(points.reshape(T, H * W, 3), np.asarray(w2c_source, np.float64),
+                          np.asarray(K_source, np.float64))  # (T, H*W, 2), (T, H*W)
+    return xy.reshape(T, H, W, 2).astype(np.float32), z.reshape(T, H, W)
 
 
 def _remap(frames: np.ndarray, xy: np.ndarray, interpolation=cv2.INTER_LINEAR) -> np.ndarray:
@@ -112,48 +103,6 @@ def warp_psnr(
     err = (warped.astype(np.float64) - np.asarray(generated, np.float64)) ** 2  # (T, 3, H, W)
     mse = err.mean(axis=1)[mask].mean()
     return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
-
-
-def track_splat(source: np.ndarray, source_xy: np.ndarray, target_xy: np.ndarray, weight: np.ndarray,
-                source_frame: np.ndarray | None = None) -> np.ndarray:
-    """The ``source-depth splat`` reference: forward-splat the source frames along paired tracks, with no learning.
-
-    Each track carries the source pixel at its source position (bilinear) to its target position (bilinear splat,
-    normalised by weight) frame by frame (``geometry.carry_frames``, as Track2View's pixel path does); pixels no
-    track reaches are filled by OpenCV's Telea inpainting. Fed the same paired tracks as a Track2View model, it
-    shows what geometry alone gives; the model should beat it where splatting leaves holes.
-
-    Args:
-        source: (T, 3, H, W) in [0, 1].
-        source_xy, target_xy: (T, N, 2) pixels of each track in the source and target view.
-        weight: (T, N), 1 where the track is seen in the source (at its colour frame) and visible in the target,
-            else 0; any non-negative weight.
-        source_frame: (T, N) int, the source frame each track's colour is read from at each target frame (static
-            points); None: the same frame.
-
-    Returns:
-        (T, 3, H, W) float32 in [0, 1].
-    """
-    frames = torch.tensor(np.asarray(source, np.float32))[None]  # copies: inputs may be read-only views
-    T, _, H, W = frames.shape[1:]
-    xy_s, xy_t = (torch.tensor(np.asarray(x, np.float32))[None] for x in (source_xy, target_xy))
-    ones = torch.ones(1, T, xy_s.shape[2], dtype=torch.bool)
-    frame = None if source_frame is None else torch.tensor(np.asarray(source_frame, np.int64))[None]
-    total, mass, _ = carry_frames(frames, xy_s, ones, xy_t, ones, frame,
-                                 torch.tensor(np.asarray(weight, np.float32))[None])
-    return inpaint_holes((total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy(), (mass[0, :, 0] < 1e-3).numpy())
-
-
-def inpaint_holes(frames: np.ndarray, holes: np.ndarray) -> np.ndarray:
-    """Fill ``holes (T, H, W)`` of ``frames (T, 3, H, W)`` in [0, 1] by OpenCV's Telea inpainting (8-bit); a frame
-    that is all hole is returned as it is. (T, 3, H, W) float32."""
-    out = []
-    for image, hole in zip(frames, holes):
-        image = (np.moveaxis(image, 0, -1) * 255).round().astype(np.uint8)
-        if hole.any() and not hole.all():
-            image = cv2.inpaint(image, hole.astype(np.uint8), 3, cv2.INPAINT_TELEA)
-        out.append(np.moveaxis(image, -1, 0).astype(np.float32) / 255)
-    return np.stack(out)
 
 
 def view_scores(pred: np.ndarray, gt: np.ndarray) -> dict[str, float]:

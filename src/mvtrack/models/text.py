@@ -15,8 +15,10 @@ from pathlib import Path
 
 import torch
 
+from mvtrack.defaults import TEXT_TOKENS
+
 # Wan2.1 was trained with 512 text tokens (diffusers' WanPipeline default)
-MAX_LENGTH = 512
+MAX_LENGTH = TEXT_TOKENS
 
 
 def clean_prompt(text: str) -> str:

@@ -247,6 +247,37 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.refiner = RefinerFeedback(dim, style=style).to(device=self.device, dtype=self.dtype)
         self.register_to_config(refiner_block=block, refiner_style=style)
 
+    def check_positions(self, frames: int, height: int, width: int) -> None:
+        """Refuse an input longer than Wan's RoPE table: ``frames`` model frames of all views together (views follow
+        one another along the frame axis) and an ``height x width`` sample; diffusers would fail deep inside the
+        rotary embedding (or silently reuse positions) instead."""
+        _, ph, pw = self.patch_size
+        limit = self.wan.config.rope_max_seq_len
+        for what, n in (("frames (all views together)", frames), ("token rows", height // ph),
+                        ("token columns", width // pw)):
+            if n > limit:
+                raise ValueError(f"sample: {n} {what}, more than the model's RoPE table holds (rope_max_seq_len "
+                                 f"{limit}); generate fewer views together (--views-per-group), fewer frames or a "
+                                 "smaller size")
+
+    def sampling_velocity(self, velocity: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        """``forward``'s velocity at the true sigma, for sampling.
+
+        A ``sample``-predicting model divides by sigma clamped at ``min_sigma``, which bounds a velocity-space
+        training loss at tiny sigma; an Euler step from sigma < ``min_sigma`` to 0 would then stop ``sigma /
+        min_sigma`` of the way to the model's x_0 (about 1/255 of noise left at 25 steps). The division is undone
+        here: ``(x_t - x_0) / sigma`` exactly, so the last step lands on x_0. Velocity models: unchanged.
+
+        Args:
+            velocity: (B, V, F, C, h, w) from ``forward`` (or a guided combination of its outputs).
+            timestep: (B, V, F) in [0, 1000]; frames at 0 (observed) are left as they are.
+        """
+        if self.config.prediction_type != "sample":
+            return velocity
+        sigma = (timestep.float() / 1000)[..., None, None, None]
+        factor = torch.where(sigma > 0, sigma.clamp_min(self.config.min_sigma) / sigma.clamp_min(1e-12), 1.0)
+        return (velocity.float() * factor).to(velocity.dtype)
+
     @property
     def patch_size(self) -> tuple[int, int, int]:
         return tuple(self.wan.config.patch_size)
@@ -299,6 +330,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             raise ValueError(f"camera: expected {(B, V, F)} + (C, {h}, {w}), got {tuple(camera.shape)}")
         if h % ph or w % pw:
             raise ValueError(f"sample: height and width must be multiples of the patch {ph}x{pw}, got {h}x{w}")
+        self.check_positions(V * F, h, w)
         tokens_per_frame = (h // ph) * (w // pw)
 
         # 1. Patch & position embedding (views follow one another along the frame axis, as in ReCamMaster)

@@ -12,6 +12,7 @@ import torch
 from diffusers import DiffusionPipeline, FlowMatchEulerDiscreteScheduler
 from diffusers.utils import BaseOutput
 
+from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import PairedTracks
 from mvtrack.models import MultiViewTransformer, PixelCodec, WanVAECodec, camera_condition, load_model
 from mvtrack.models.text import TextEncoder, load_text_encoder
@@ -220,12 +221,13 @@ class MultiViewPipeline(DiffusionPipeline):
 
     def predict(self, sample, timestep, camera, context, negative, guidance_scale: float, inputs: dict) -> torch.Tensor:
         """The velocity of one step, guided as ``WanPipeline`` guides: the conditional prediction, and with
-        ``negative`` embeddings ``uncond + guidance_scale * (cond - uncond)`` (combined in float32)."""
+        ``negative`` embeddings ``uncond + guidance_scale * (cond - uncond)`` (combined in float32), at the true sigma
+        (``MultiViewTransformer.sampling_velocity``: the last step lands on the model's x_0)."""
         velocity = self.transformer(sample, timestep, camera, context, **inputs).sample
-        if negative is None:
-            return velocity
-        uncond = self.transformer(sample, timestep, camera, negative, **inputs).sample.float()
-        return (uncond + guidance_scale * (velocity.float() - uncond)).to(velocity.dtype)
+        if negative is not None:
+            uncond = self.transformer(sample, timestep, camera, negative, **inputs).sample.float()
+            velocity = (uncond + guidance_scale * (velocity.float() - uncond)).to(velocity.dtype)
+        return self.transformer.sampling_velocity(velocity, timestep)
 
     def prepare_latents(self, shape, generator, device, dtype) -> torch.Tensor:
         """Unit Gaussian noise of ``shape`` (B, V, F, C, h, w), drawn on the CPU so results match across devices."""
@@ -240,7 +242,7 @@ class MultiViewPipeline(DiffusionPipeline):
         observed: torch.Tensor | str = "rerender",
         height: int | None = None,
         width: int | None = None,
-        num_inference_steps: int = 25,
+        num_inference_steps: int = SAMPLING_STEPS,
         generator: torch.Generator | None = None,
         prompt: str | list[str] | None = None,
         negative_prompt: str | list[str] | None = None,
@@ -312,6 +314,9 @@ class MultiViewPipeline(DiffusionPipeline):
             [observed[:, :, max(0, f - codec.temporal_factor + 1) : f + 1].all(-1) for f in frames.tolist()], -1
         )
         obs = obs.to(device)  # (B, V, F)
+        # the views of a group follow one another along the frame axis of one RoPE table: refused before anything is
+        # encoded, rather than deep inside diffusers
+        self.transformer.check_positions(len(frames) * max(map(len, view_groups(obs, views_per_group))), h, w)
 
         # 2. Observed frames encoded; everything else starts from noise
         F = len(frames)

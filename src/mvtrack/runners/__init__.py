@@ -1,16 +1,13 @@
-"""Runners: library functions that run a pipeline on data and score it (``generate``, ``demo``, ``bench``, ``eval``);
-the CLI is a thin layer over them."""
+"""Runners: library functions that run a pipeline on data and score it (``generate``, ``demo``, ``bench``, ``eval``,
+the analyses); the CLI is a thin layer over them. Names load from their module on first use."""
 
-from .generate import SourceInputs, check_generation_size, image_to_video, prepare_source, rerender_video, target_views
-from .rerender import RerenderSettings, rerender_heldout
+from mvtrack._lazy import lazy_exports
 
-__all__ = [
-    "RerenderSettings",
-    "SourceInputs",
-    "check_generation_size",
-    "image_to_video",
-    "prepare_source",
-    "rerender_heldout",
-    "rerender_video",
-    "target_views",
-]
+_SOURCES = {
+    "GeneratedViews": "generate", "SourceInputs": "generate", "check_generation_size": "generate",
+    "generate_views": "generate", "image_to_video": "generate", "prepare_source": "generate",
+    "rerender_video": "generate", "target_views": "generate",
+    "rerender_clip": "rerender", "trained_data": "rerender",
+}
+__all__ = list(_SOURCES)
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)

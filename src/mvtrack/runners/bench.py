@@ -29,13 +29,15 @@ import numpy as np
 import torch
 import yaml
 
+from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import MultiViewClip
-from mvtrack.evaluation import copy_source, depth_warp
+from mvtrack.evaluation import depth_warp
 from mvtrack.geometry import write_re10k
 from mvtrack.outputs import check_output_dir
-from mvtrack.runners.rerender import clip_stereo_splat, rerender_clip, source_depth_splat
+from mvtrack.runners.references import clip_stereo_splat, copy_source
+from mvtrack.runners.rerender import rerender_clip, source_depth_splat
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
-from mvtrack.scenes.config import CAMERA_MOTIONS
+from mvtrack.scenes.config import BASELINES, CAMERA_MOTIONS, HELD_OUT
 from mvtrack.viz import to_uint8_frames, write_mp4
 
 REFERENCE_METHODS = ("ground_truth", "copy_source", "source_depth_splat", "stereo_splat", "depth_warp", "noise")
@@ -43,6 +45,7 @@ REFERENCE_METHODS = ("ground_truth", "copy_source", "source_depth_splat", "stere
 # annotations keep their tracks; only the tracks differ, the rendered clips are the same)
 SOURCE_TRACKS = 2048
 OBSERVED = ("rerender", "joint", "i2v")  # view 0 observed; nothing observed; only view 0's first frame observed
+STREAMS = HELD_OUT  # seed streams training never draws from (BenchConfig.stream)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -88,7 +91,7 @@ def check_fields(obj, where: str, ranges: dict | None = None) -> None:
 class SplitGroup:
     name: str
     clips: int
-    baseline: str = "small"  # small | wide
+    baseline: str = "small"  # small | wide | mixed (scenes.config.BASELINES)
     dynamic: bool = False  # objects move (dynamic_prob 1) or the scene is static (dynamic_prob 0)
 
     @classmethod
@@ -106,8 +109,8 @@ class SplitGroup:
                                                      f"no {missing}" if missing else "") if x))
         group = cls(**value)
         check_fields(group, where, BENCH_RANGES)
-        if group.baseline not in ("small", "wide"):
-            raise ValueError(f"{where}.baseline: expected small or wide, got {group.baseline!r}")
+        if group.baseline not in BASELINES:
+            raise ValueError(f"{where}.baseline: expected one of {BASELINES}, got {group.baseline!r}")
         return group
 
 
@@ -130,6 +133,7 @@ class BenchConfig:
     camera_motions: tuple = TRANSLATING_MOTIONS
     groups: list = field(default_factory=list)
     observed: str = "rerender"  # rerender | joint | i2v (joint and i2v: every view generated, scored in pairs)
+    stream: str = "test"  # the seed stream of the clips: test (held out) or val (for choosing checkpoints)
     reference_methods = REFERENCE_METHODS
 
     def __post_init__(self):
@@ -140,6 +144,8 @@ class BenchConfig:
         self.groups = [SplitGroup.from_value(g, f"BenchConfig.groups[{i}]") for i, g in enumerate(self.groups)]
         if not self.groups:
             raise ValueError("BenchConfig.groups: expected at least one group")
+        if self.stream not in STREAMS:
+            raise ValueError(f"BenchConfig.stream: expected one of {STREAMS}, got {self.stream!r}")
         self.camera_motions = tuple(self.camera_motions)
         if not self.camera_motions or not all(m in CAMERA_MOTIONS for m in self.camera_motions):
             raise ValueError(f"BenchConfig.camera_motions: expected a non-empty list among {CAMERA_MOTIONS}, got "
@@ -165,8 +171,8 @@ class BenchConfig:
     def write_ground_truth(self, out_dir: str | Path, progress: Callable[[], None] | None = None) -> Path:
         return write_ground_truth(self, out_dir, progress)
 
-    def write_predictions(self, out_dir: str | Path, method: str = "model", pipe=None, steps: int = 25, seed: int = 0,
-                          progress=None, sensitivity: bool = False, views_per_group=None, model_dir=None):
+    def write_predictions(self, out_dir: str | Path, method: str = "model", pipe=None, steps: int = SAMPLING_STEPS,
+                          seed: int = 0, progress=None, sensitivity: bool = False, views_per_group=None, model_dir=None):
         return write_predictions(self, out_dir, method, pipe, steps, seed, progress, sensitivity, views_per_group)
 
     def clip_configs(self, source_tracks: bool = False) -> list[tuple[str, SynthConfig]]:
@@ -213,9 +219,9 @@ def load_split(path: str | Path, raw: dict | None = None):
 
 
 def render_split(config: BenchConfig, source_tracks: bool = False) -> list[tuple[str, MultiViewClip]]:
-    """(group, clip) for every clip of the split; clip i comes from ``clip_seed(config.seed, i, "test")``.
+    """(group, clip) for every clip of the split; clip i comes from ``clip_seed(config.seed, i, config.stream)``.
     ``source_tracks``: the clips carry dense view-0 tracks (what models and the source-depth splat are given)."""
-    return [(group, render_clips(cfg, [clip_seed(config.seed, i, "test")]))
+    return [(group, render_clips(cfg, [clip_seed(config.seed, i, config.stream)]))
             for i, (group, cfg) in enumerate(config.clip_configs(source_tracks))]
 
 
@@ -304,7 +310,7 @@ def write_predictions(
     out_dir: str | Path,
     method: str = "model",
     pipe=None,
-    steps: int = 25,
+    steps: int = SAMPLING_STEPS,
     seed: int = 0,
     progress: Callable[[], None] | None = None,
     sensitivity: bool = False,
@@ -353,7 +359,7 @@ class MethodSpec:
     name: str
     model: str | None = None  # None: ``name`` is a reference method
     seeds: list = field(default_factory=lambda: [0])
-    steps: int = 25
+    steps: int = SAMPLING_STEPS
     sensitivity: bool = False  # also measure camera sensitivity (models on re-rendering splits; 3x the sampling)
     views_per_group: int | None = None  # CVD's collaborative inference (models): generated views per group
 
@@ -363,11 +369,8 @@ class MethodSpec:
         if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in self.seeds):
             raise ValueError(f"methods[{self.name}].seeds: expected a list of integers in [0, {MAX_SEED}], got "
                              f"{self.seeds!r:.100}")
-        from .real_bench import REAL_REFERENCE_METHODS
-
-        if self.model is None and self.name not in REFERENCE_METHODS + REAL_REFERENCE_METHODS:
-            raise ValueError(f"methods[{self.name}]: expected a reference method "
-                             f"{tuple(dict.fromkeys(REFERENCE_METHODS + REAL_REFERENCE_METHODS))} or a model "
+        if self.model is None and self.name not in all_reference_methods():
+            raise ValueError(f"methods[{self.name}]: expected a reference method {all_reference_methods()} or a model "
                              f"directory (model: ...)")
         if not self.seeds or not all(isinstance(x, int) for x in self.seeds):
             raise ValueError(f"methods[{self.name}].seeds: expected a non-empty list of integers, got {self.seeds!r}")
@@ -376,6 +379,20 @@ class MethodSpec:
                              f"{self.views_per_group!r}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"methods[{self.name}].steps: expected a positive integer, got {self.steps!r}")
+
+
+def all_reference_methods() -> tuple[str, ...]:
+    """The reference rows of every kind of split (synthetic, then real-footage)."""
+    from .real_bench import REAL_REFERENCE_METHODS
+
+    return tuple(dict.fromkeys(REFERENCE_METHODS + REAL_REFERENCE_METHODS))
+
+
+def method_name(model: str) -> str:
+    """The row name of a model directory or preset: its directory's name, or the run directory above an exported
+    ``final/``."""
+    path = Path(model)
+    return path.parent.name if path.name == "final" else (path.name or model)
 
 
 @dataclass
@@ -423,6 +440,25 @@ class BenchRun:
         if len(set(names)) < len(names):
             raise ValueError(f"{path}: methods: names must be distinct, got {names}")
         return cls(split, specs)
+
+
+def add_methods(run: BenchRun, references: list[str] = (), models: list[str] = (), seeds: list[int] = (0,),
+                steps: int = SAMPLING_STEPS, sensitivity: bool = False) -> BenchRun:
+    """``run`` with more rows: reference methods of its split, and model directories or presets (each named by
+    ``method_name``, sampled with ``seeds`` and ``steps``); ``ValueError`` for a reference its split has not, no row
+    at all, or two rows of one name."""
+    for m in references:
+        if m not in run.split.reference_methods:
+            raise ValueError(f"--method {m}: expected one of {run.split.reference_methods} (the reference rows of "
+                             f"split {run.split.name})")
+    run.methods += [MethodSpec(m) for m in references] + [
+        MethodSpec(method_name(c), model=c, seeds=list(seeds), steps=steps, sensitivity=sensitivity) for c in models]
+    if not run.methods:
+        raise ValueError("give at least one --checkpoint or --method, or a config with methods:")
+    listed = [m.name for m in run.methods]
+    if len(set(listed)) < len(listed):
+        raise ValueError(f"methods must have distinct names, got {listed}")
+    return run
 
 
 def aggregate_seeds(summaries: list[dict], seeds: list[int], sensitivity: list[dict] | None = None) -> dict:

@@ -63,6 +63,7 @@ class EvalSettings:
     cameras: bool = True  # COLMAP trajectory of every generated view (RotErr / TransErr / CamMC)
     camera_check: str = "reprojection"  # how a COLMAP model is accepted (colmap.estimate_trajectory's check)
     tracks: bool = True  # tracks recovered by chained flow against annotations.npz tracks
+    pairs: bool = True  # metrics of matched features between views: Mat.Pix, pose AUC, epipolar consistency
     colmap_seed: int = 0
     mode: str = "rerender"  # rerender: view 0 observed; joint: every view generated, pairs scored between them
 
@@ -414,7 +415,7 @@ def evaluate_dirs(
     clips = sorted(p for p in pred_dir.iterdir() if p.is_dir())
     if not clips:
         raise ValueError(f"--pred {pred_dir}: no clip folders (expected <clip>/view_<v>.mp4)")
-    matcher = get_matcher(settings.matcher)
+    matcher = get_matcher(settings.matcher) if settings.pairs else None
     records, skipped, artifacts = [], [], {}
     for clip in clips:
         try:
@@ -430,5 +431,5 @@ def evaluate_dirs(
         if progress is not None:
             progress(clip.name)
     summary = summarize(records, skipped, settings)
-    summary["matcher"] = matcher.name
+    summary["matcher"] = matcher.name if matcher is not None else "none"
     return EvalResult(records, skipped, summary, artifacts)

@@ -1,5 +1,13 @@
-"""Re-render a user's video along new cameras: the library behind ``mvtrack generate`` (and the real-footage
-benchmark's model rows), so a Python user gets the same thing in a few lines::
+"""Re-render a user's video along new cameras: the library behind ``mvtrack generate`` (``generate_views``; the
+real-footage benchmark's model rows use its parts), so a Python user gets the same thing in a few lines::
+
+    import mvtrack
+
+    result = mvtrack.rerender("clip.mp4", ["orbit:15", "dolly:0.5"], cameras="clip.txt")
+    result.views      # one (T, 3, H, W) video in [0, 1] per target
+    result.save("outputs/gen")   # view_00_source.mp4, view_01.mp4, ..., grid.mp4
+
+or step by step::
 
     from mvtrack.data import load_source
     from mvtrack.pipelines import MultiViewPipeline
@@ -20,14 +28,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from mvtrack.defaults import FOV_DEGREES, SAMPLING_STEPS
 from mvtrack.data import PairedTracks, RealTracks, load_tracks3d
 from mvtrack.data.real_tracks import points_tracks
-from mvtrack.data.source import Source, crop_inverse, target_cameras
+from mvtrack.data.source import Source, camera_file, crop_inverse, load_source, target_cameras
 from mvtrack.data.source_geometry import (
     SCENE_DEPTH,
     SourceGeometry,
@@ -207,7 +218,7 @@ def target_views(inputs: SourceInputs, specs: list[str], seed: int = 0, absolute
     depth = inputs.geometry.median_depth() if inputs.geometry is not None and inputs.geometry.valid.any() else None
     for i, spec in enumerate(specs):
         generator = torch.Generator().manual_seed(seed + i)
-        is_file = Path(spec).is_file()
+        is_file = camera_file(spec) is not None
         try:
             w2c, K = target_cameras(spec, inputs.source, generator, absolute, center_depth=depth)
         except ValueError as e:
@@ -230,7 +241,7 @@ def rerender_video(
     pipe,
     inputs: SourceInputs,
     targets: list,
-    steps: int = 25,
+    steps: int = SAMPLING_STEPS,
     seed: int = 0,
     joint: bool = False,
     views_per_group: int | None = None,
@@ -270,7 +281,7 @@ def rerender_video(
     return generated
 
 
-def image_to_video(pipe, image: Source, targets: list, num_frames: int, steps: int = 25, seed: int = 0,
+def image_to_video(pipe, image: Source, targets: list, num_frames: int, steps: int = SAMPLING_STEPS, seed: int = 0,
                    views_per_group: int | None = None, **prompt) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Every view generated from a first frame (EXPERIMENTAL: no shipped model was trained for it): the first
     camera's video (its frame 0 is ``image``) and one video per target spec, all (T, 3, H, W) in [0, 1]."""
@@ -289,3 +300,147 @@ def image_to_video(pipe, image: Source, targets: list, num_frames: int, steps: i
     result = pipe(w2c, K, video, observed, num_inference_steps=steps, generator=torch.Generator().manual_seed(seed),
                   views_per_group=views_per_group, **prompt).video[0].cpu()
     return result[0], list(result[1:])
+
+
+@dataclass
+class GeneratedViews:
+    """What ``generate_views`` made, all (T, 3, H, W) in [0, 1] on the CPU: ``source`` (the source's frames as the
+    model saw them; image-to-video: the first camera's generated video) and one video per entry of ``targets`` in
+    ``views``; ``notes``: what was done to the source, for the user; ``truth``: the true frames of the (single)
+    target's cameras when they were given, and ``scores`` of the generated view against them (``psnr`` dB, ``ssim``,
+    means over frames)."""
+
+    source: torch.Tensor
+    views: list
+    targets: list
+    notes: list = field(default_factory=list)
+    truth: torch.Tensor | None = None
+    scores: dict | None = None
+
+    @property
+    def names(self) -> list[str]:
+        """Column names: ``source``, each target (a file by its name), and ``truth`` when there is one."""
+        return ["source"] + [Path(str(t)).name for t in self.targets] + (["truth"] if self.truth is not None else [])
+
+    def save(self, out_dir: str | Path, fps: int = 8) -> Path:
+        """Write ``view_00_source.mp4``, ``view_01.mp4``, ..., ``grid.mp4`` (all views side by side, the truth last
+        when there is one) and ``contact_sheet.png`` (the first, middle and last frames, labelled) to ``out_dir``;
+        returns it."""
+        from mvtrack.viz import contact_sheet, tile_views, to_uint8_frames, write_mp4
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        videos = [to_uint8_frames(v) for v in [self.source, *self.views]]
+        write_mp4(out / "view_00_source.mp4", videos[0], fps)
+        for i, frames in enumerate(videos[1:], 1):
+            write_mp4(out / f"view_{i:02d}.mp4", frames, fps)
+        if self.truth is not None:
+            videos.append(to_uint8_frames(self.truth))
+        write_mp4(out / "grid.mp4", tile_views(videos, columns=len(videos)), fps)
+        T = min(len(v) for v in videos)
+        contact_sheet(out / "contact_sheet.png", [[v[t] for v in videos] for t in sorted({0, T // 2, T - 1})],
+                      self.names)
+        return out
+
+
+def _no_progress(description: str, total: int | None) -> Callable[[], None]:
+    return lambda: None
+
+
+def generate_views(
+    pipe,
+    model_dir: str | Path | None = None,
+    *,
+    video: str | Path | None = None,
+    image: str | Path | None = None,
+    targets: list[str] | tuple[str, ...] = ("orbit:15",),
+    cameras: str | Path | None = None,
+    depth: str | Path | None = None,
+    tracks3d: str | Path | None = None,
+    depth_model=None,
+    absolute_targets: bool = False,
+    truth: str | Path | None = None,
+    truth_start: int = 0,
+    frames: int | None = None,
+    size: tuple[int, int] | None = None,
+    fov: float = FOV_DEGREES,
+    steps: int = SAMPLING_STEPS,
+    seed: int = 0,
+    joint: bool = False,
+    views_per_group: int | None = None,
+    prompt: str | None = None,
+    negative_prompt: str | None = None,
+    guidance_scale: float | None = None,
+    progress: Callable[[str, int | None], Callable[[], None]] | None = None,
+) -> GeneratedViews:
+    """New views of a video along camera trajectories (``video``), or every view from a first frame (``image``;
+    EXPERIMENTAL: no shipped model was trained for it): what ``mvtrack generate`` does, options alike.
+
+    Args:
+        pipe: a ``MultiViewPipeline``; model_dir: where it came from (its ``mvtrack.json`` gives the training size
+            and scene depth; None for a preset).
+        video, image: exactly one; a video file or folder of frames, or an image.
+        targets: one trajectory per generated view: ``NAME[:AMOUNT]`` (``data.source.target_cameras``) or a
+            RealEstate10K file, relative to its first camera unless ``absolute_targets``.
+        cameras, depth, tracks3d: files of the source (see ``load_source`` and ``prepare_source``); depth_model: a
+            ``LearnedDepth`` or its local directory.
+        truth: the true frames of the single target's cameras, if known (a held-out part of a static scene; a
+            video, read from frame ``truth_start``): cropped like the source, scored and shown.
+        frames, size: per view, and (H, W); default: the model's training length and size. fov: degrees, of a
+            source without a camera file.
+        joint: all targets in one generation (``views_per_group``: CVD's groups), else one pair per target.
+        prompt, negative_prompt, guidance_scale: for a model with a text encoder.
+        progress: ``progress(description, total) -> advance()``, or None.
+    """
+    if (video is None) == (image is None):
+        raise ValueError("video, image: give exactly one (a video to re-render, or a first frame)")
+    if not 0 < fov < 180:
+        raise ValueError(f"fov: expected a horizontal field of view in (0, 180) degrees, got {fov}")
+    if views_per_group is not None and not joint:
+        raise ValueError("views_per_group: applies to joint generation only")
+    if truth is not None and (image is not None or len(targets) != 1):
+        raise ValueError("truth: applies to re-rendering a video along one target")
+    if truth_start < 0:
+        raise ValueError(f"truth_start: expected a frame index >= 0, got {truth_start}")
+    if pipe.text is None and (prompt is not None or negative_prompt is not None):
+        raise ValueError(f"{model_dir or 'the model'} has no text encoder (a fine-tuned Wan2.1 root has "
+                         "text_encoder/ and tokenizer/); it takes no prompt")
+    if guidance_scale is not None and guidance_scale > 1 and pipe.text is None:
+        raise ValueError(f"classifier-free guidance needs a text encoder; {model_dir or 'the model'} has none (use 1)")
+    from .rerender import trained_data
+
+    trained = trained_data(model_dir)
+    num_frames, hw = frames or trained.frames, tuple(size or (trained.height, trained.width))
+    targets = list(targets)
+    check_generation_size(min(len(targets), views_per_group or len(targets)) + 1 if joint or image else 2,
+                          num_frames, hw)
+    text = dict(prompt=prompt, negative_prompt=negative_prompt, guidance_scale=guidance_scale)
+    mirrored = "error" if absolute_targets else "relative"
+    progress = progress or _no_progress
+    if image is not None:
+        warnings.warn("image-to-video is experimental: the shipped models were not trained for it and produce "
+                      "near-uniform frames after the first; see docs/models.md")
+        first = load_source(image, hw, cameras=cameras, fov=fov, mirrored=mirrored, indices=[0])
+        advance = progress("generating", 1)
+        source, views = image_to_video(pipe, first, targets, num_frames, steps, seed, views_per_group, **text)
+        advance()
+        return GeneratedViews(source, views, targets)
+    if depth_model is not None and isinstance(depth_model, (str, Path)):
+        from mvtrack.data.learned_depth import LearnedDepth
+
+        depth_model = LearnedDepth(depth_model, pipe._execution_device)
+    source = load_source(video, hw, num_frames, cameras, depth, fov, mirrored)
+    progress("source geometry", None)
+    inputs = prepare_source(source, pipe.transformer, model_dir, tracks3d, depth_model)
+    cams = target_views(inputs, targets, seed, absolute_targets)
+    advance = progress("generating", 1 if joint else len(targets))
+    views = rerender_video(pipe, inputs, cams, steps, seed, joint, views_per_group, progress=advance, **text)
+    result = GeneratedViews(source.frames, views, targets, inputs.notes)
+    if truth is not None:
+        from mvtrack.evaluation import psnr, ssim
+
+        frames_used = list(range(truth_start, truth_start + num_frames))
+        result.truth = load_source(truth, hw, truth_start + num_frames, indices=frames_used).frames
+        scored, true = views[0].numpy(), result.truth.numpy()
+        result.scores = {"psnr": float(psnr(scored, true).mean()), "ssim": float(ssim(scored, true).mean())}
+    return result

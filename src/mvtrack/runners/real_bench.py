@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.data import load_source
 from mvtrack.data.source import Source
 from mvtrack.data.source_geometry import SourceGeometry
 from mvtrack.geometry import camera_centers, write_re10k
-
-from .rerender import stereo_splat
+from mvtrack.runners.references import stereo_splat
 from mvtrack.viz import to_uint8_frames, write_mp4
 
 TASKS = ("near", "far", "own")
@@ -122,7 +122,7 @@ class RealSplit:
         (out / "split.json").write_text(stamp)
         return out
 
-    def write_predictions(self, out_dir: str | Path, method: str = "model", pipe=None, steps: int = 25,
+    def write_predictions(self, out_dir: str | Path, method: str = "model", pipe=None, steps: int = SAMPLING_STEPS,
                           seed: int = 0, progress=None, sensitivity: bool = False, views_per_group=None,
                           model_dir: str | None = None) -> Path:
         """Run ``method`` (a reference row or ``model`` with ``pipe``) on every clip: ``<clip>/view_1.mp4``."""

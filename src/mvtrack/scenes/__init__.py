@@ -1,9 +1,14 @@
-"""Synthetic 4D multi-view scene engine: procedural scenes, a batched torch ray-caster, exact tracks."""
+"""Synthetic 4D multi-view scene engine: procedural scenes, a batched torch ray-caster, exact tracks.
 
-from .config import SynthConfig
-from .dataset import SyntheticDataset
-from .engine import clip_seed, render_clips
-from .raycast import cast, render, shade
-from .scene import Scene, sample_scene
+Names load from their module on first use, so that ``mvtrack.scenes.config`` (the options the command line offers)
+imports without torch."""
 
-__all__ = ["SynthConfig", "SyntheticDataset", "Scene", "cast", "clip_seed", "render", "render_clips", "sample_scene", "shade"]
+from mvtrack._lazy import lazy_exports
+
+# public name -> the module that defines it
+_SOURCES = {
+    "SynthConfig": "config", "SyntheticDataset": "dataset", "clip_seed": "engine", "render_clips": "engine",
+    "cast": "raycast", "render": "raycast", "shade": "raycast", "Scene": "scene", "sample_scene": "scene",
+}
+__all__ = list(_SOURCES)
+__getattr__, __dir__ = lazy_exports(__name__, _SOURCES)

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 
 CAMERA_MOTIONS = ("static", "orbit", "arc", "dolly", "pan", "tilt", "random")
 BASELINES = ("small", "wide", "mixed")
+# seed streams of clip_seed: training draws from train; val chooses checkpoints; test is the held-out split
+SPLITS = ("train", "val", "test")
+HELD_OUT = ("test", "val")
 LAYOUTS = ("objects", "room")  # primitives on a ground under a sky dome; a RealEstate10K-like room (rooms.py)
 ROOM_VIEWS = ("interleaved", "ahead", "offset")
 

@@ -8,12 +8,11 @@ import torch
 
 from mvtrack.data.clip import MultiViewClip
 
-from .config import SynthConfig
+from .config import SPLITS, SynthConfig
 from .raycast import render
 from .scene import Scene, sample_scene
 from .tracks import project_tracks, sample_tracks
 
-SPLITS = ("train", "val", "test")
 
 
 def clip_seed(seed: int, index: int, split: str = "train") -> int:

@@ -50,8 +50,10 @@ class TrackingConfig:
     head_dim: int = 64  # mvtap: width of the update transformer (attention heads of 32 channels; MV-TAP: 384)
     head_depth: int = 2  # mvtap: blocks of attention over time, views and tracks (MV-TAP: 3)
     head_query_radius: int = 0  # mvtap: query patch radius (0: the Q-vector; > 0: 4D correlation, (2r+1)^2 memory)
-    # L_corr on the head-averaged logits (mean, MVTrack4Gen as published), on each head's own softmax averaged over
-    # heads (per_head), or on the listed head indices only (e.g. [0, 2]; the others unsupervised)
+    # L_corr on the head-averaged logits (mean: a map no head computes; what the CPU-scale experiments used, kept as
+    # the default so that their configs and checkpoints are unchanged), on each head's own attention map averaged
+    # over heads (per_head: the published-method recipes, whose loss is on attention maps), or on the listed head
+    # indices only (e.g. [0, 2]; the others unsupervised)
     corr_heads: Any = "mean"
     refiner_block: int | None = None  # Track4Gen: the block whose hidden states are refined (None: off)
     refiner_weight: float = 8.0

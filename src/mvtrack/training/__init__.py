@@ -4,6 +4,7 @@ from .checkpoint import export_checkpoint, find_checkpoint, load_checkpoint, sav
 from .config import DataConfig, TrainConfig
 from .ema import EMA
 from .flow import add_noise, flow_loss, sample_observed, shifted_sigmas
+from .run import train_run
 from .trainer import Trainer, step_generator
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "save_checkpoint",
     "shifted_sigmas",
     "step_generator",
+    "train_run",
 ]

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from mvtrack.defaults import CAPTION, TEXT_TOKENS
 from mvtrack.models.lora import LORA_TARGETS
 from mvtrack.scenes.config import BASELINES
 from mvtrack.tracking.supervision import PAIR_KINDS, TrackingConfig
@@ -108,11 +109,11 @@ class TextConfig:
     text-free models, which condition on their learned null context."""
 
     # the caption of clips that carry none (``meta["caption"]``): every synthetic engine clip
-    default_caption: str = "a synthetic 3D scene of textured objects moving over a textured ground"
+    default_caption: str = CAPTION
     # share of samples trained with the empty prompt, so that the model also learns the unconditional prediction
     # that classifier-free guidance subtracts (10%: the usual rate for text-to-video fine-tuning)
     dropout: float = 0.1
-    max_length: int = 512  # tokens per prompt (Wan2.1's)
+    max_length: int = TEXT_TOKENS  # tokens per prompt (Wan2.1's)
     # where UMT5 runs: auto = the training device; cpu keeps its weights (11 GiB in bf16 for Wan2.1's UMT5-XXL) off
     # the GPU (each distinct prompt is encoded once and cached, so a fixed set of captions costs little time there)
     device: str = "auto"

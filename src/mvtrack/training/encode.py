@@ -9,15 +9,16 @@ from pathlib import Path
 import torch
 
 from mvtrack.data import ReadStats, ShardWriter, iter_shard, list_shards
+from mvtrack.defaults import CAPTION, LATENT_DTYPES
 from mvtrack.data.latents import LatentClip, codec_fingerprint
 from mvtrack.devices import resolve_device
 from mvtrack.models.pretrained import load_vae_codec
 from mvtrack.models.text import MAX_LENGTH, load_text_encoder
 from mvtrack.outputs import check_output_dir
 
-DTYPES = {"float16": torch.float16, "float32": torch.float32}
+DTYPES = {name: getattr(torch, name) for name in LATENT_DTYPES}
 # the caption of clips that carry none: the trainer's default (TextConfig.default_caption)
-DEFAULT_CAPTION = "a synthetic 3D scene of textured objects moving over a textured ground"
+DEFAULT_CAPTION = CAPTION
 
 
 @dataclass

@@ -47,6 +47,16 @@ def build_model(config: TrainConfig):
     model, codec = load_model(config.model, torch_dtype=dtype, prediction_type=config.prediction_type)
     if config.tracking.refiner_block is not None:
         model.add_refiner(config.tracking.refiner_block, config.tracking.refiner_style)
+    # a module the model has must be one the config states: the trainer feeds whatever the model has (tracks to a
+    # conditioner, masks to epipolar attention), so an unstated one would train a method the config does not name
+    for key, present, what in (("track2view.conditioner", model.conditioner is not None, "a Track2View track "
+                                "conditioner"), ("cvd.epipolar", bool(model.config.epipolar), "CVD epipolar attention")):
+        section, name = key.split(".")
+        if present and getattr(getattr(config, section), name) is None:
+            have = model.config.track_conditioner if name == "conditioner" else model.config.epipolar
+            raise ValueError(f"{key}: {config.model} has {what} ({dict(have)}) that this config does not mention, "
+                             f"so training would train it too; state it as {key} (as in the model's config.json) to "
+                             "train that method, or start from a camera-only model")
     wanted = config.track2view.conditioner
     if wanted is not None and model.conditioner is None:
         model.add_track_conditioner(**wanted)

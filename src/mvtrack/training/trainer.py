@@ -181,8 +181,10 @@ class Trainer:
             return None
         return set(self.trainable) | {k for k, _ in self.unwrapped.named_buffers()}
 
-    def micro_step(self, step: int, micro: int) -> tuple[torch.Tensor, dict]:
-        """Forward + backward of one micro-batch; returns the (undivided) total loss and its parts."""
+    def losses(self, step: int, micro: int) -> dict[str, torch.Tensor]:
+        """The objective of one micro-batch, with its graph: ``total`` (undivided by ``grad_accum``), ``diffusion``
+        and each tracking term as weighted in ``total``. ``micro_step`` takes its gradient; a hook that needs the
+        terms' own gradients (``training.calibrate``) calls this instead."""
         cfg, acc = self.config, self.accelerator
         clip = self.batches.get(step, micro)
         generator = step_generator(cfg.seed, step, micro, acc.process_index)
@@ -228,14 +230,21 @@ class Trainer:
             pred, track = self.model(x_t, timestep, camera, context, epipolar=epipolar, conditioning=tracks,
                                      **supervised)
         loss = flow_loss(pred, target, observed, timestep if cfg.loss_space == "sample" else None)
-        parts = {"diffusion": loss.detach()}
+        terms = {"total": loss, "diffusion": loss}
         if track:
-            loss = loss + track.pop("total")
-            parts.update({k: v.detach() for k, v in track.items()})
+            terms["total"] = loss + track.pop("total")
+            terms.update(track)
+        return terms
+
+    def micro_step(self, step: int, micro: int) -> tuple[torch.Tensor, dict]:
+        """Forward + backward of one micro-batch; returns the (undivided) total loss and its parts."""
+        terms = self.losses(step, micro)
+        total = terms.pop("total")
+        parts = {k: v.detach() for k, v in terms.items()}
         if self.strategy == "deepspeed":  # the engine steps inside the last backward: check before it
-            self._check_finite(step, [(loss.detach(), parts)], 0.0)
-        acc.backward(loss)  # divided by grad_accum there (DeepSpeed: in the engine)
-        return loss.detach(), parts
+            self._check_finite(step, [(total.detach(), parts)], 0.0)
+        self.accelerator.backward(total)  # divided by grad_accum there (DeepSpeed: in the engine)
+        return total.detach(), parts
 
     def captions(self, clip: MultiViewClip, generator: torch.Generator) -> list[str]:
         """Each sample's prompt: its clip's ``meta["caption"]``, else ``text.default_caption`` (every synthetic clip);
@@ -318,6 +327,15 @@ class Trainer:
         the conditioner's ``max_token_tracks`` prefix is a fresh random subset at every step."""
         cfg = self.config.track2view
         if paired is None:
+            where = f"data.source {self.config.data.source}: the clips carry no"
+            fix = "`mvtrack prepare-tracks --method auto` (known, moving cameras)"
+            if cfg.source == "oracle" and clip.tracks3d is None:
+                raise ValueError(f"{where} 3D tracks, which track2view.source: oracle pairs with every view; write "
+                                 f"them with {fix}, or use track2view.source: stereo (depth from the frames)")
+            if cfg.source == "source_depth" and clip.depth is None:
+                raise ValueError(f"{where} depth, which track2view.source: source_depth lifts view 0's tracks with; "
+                                 f"use track2view.source: stereo (depth from the frames), or oracle on the tracks and "
+                                 f"3D points of {fix}")
             paired = oracle_tracks(clip) if cfg.source == "oracle" else source_depth_tracks(clip)
         paired = paired.select(frames=self.codec.camera_frames(clip.num_frames)).scaled(1 / self.codec.spatial_factor)
         B, N = paired.tracks.shape[0], paired.num_tracks

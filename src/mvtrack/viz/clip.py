@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mvtrack.data.clip import MultiViewClip
@@ -36,3 +37,35 @@ def visualize_clip(clip: MultiViewClip, out_dir: str | Path, name: str, fps: int
         "gif": write_gif(out_dir / f"{name}.gif", grid, fps),
         "cameras": plot_cameras(out_dir / f"{name}_cameras.png", clip.w2c, clip.K, H, W, points, title=title),
     }
+
+
+@dataclass
+class DrawnShards:
+    """What ``visualize_shards`` drew: per clip the paths ``visualize_clip`` wrote, the read statistics (corrupt
+    shards, skipped samples) and the warnings raised while reading."""
+
+    clips: list
+    stats: object
+    warnings: list = field(default_factory=list)
+
+
+def visualize_shards(source: str | Path, out_dir: str | Path, max_clips: int = 4, fps: int = 8, scale: int = 2,
+                     max_tracks: int = 128) -> DrawnShards:
+    """``visualize_clip`` on the first ``max_clips`` readable clips of a shard directory, file or glob, each named
+    ``clip_<index>`` by its ``meta["index"]``; corrupt samples are skipped and counted (``DrawnShards.stats``)."""
+    import warnings
+
+    from mvtrack.data import ReadStats, iter_shard, list_shards
+
+    paths = list_shards(source)
+    stats, drawn = ReadStats(), []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for path in paths:
+            for clip in iter_shard(path, stats):
+                index = clip.meta.get("index", len(drawn)) if isinstance(clip.meta, dict) else len(drawn)
+                drawn.append(visualize_clip(clip, out_dir, f"clip_{index:04d}", fps=fps, scale=scale,
+                                            max_tracks=max_tracks))
+                if len(drawn) >= max_clips:
+                    return DrawnShards(drawn, stats, [str(w.message) for w in caught])
+    return DrawnShards(drawn, stats, [str(w.message) for w in caught])

@@ -1,5 +1,6 @@
-"""Tracks recovered from any video by chained optical flow with a forward-backward check (Track4Gen A.1),
-so that generated videos can be scored against ground-truth tracks without a learned tracker."""
+"""Tracks recovered from any video by chained optical flow with a forward-backward check (Track4Gen A.1), so that
+generated videos can be scored against ground-truth tracks without a learned tracker (``evaluation``) and real videos
+give 2D tracks to triangulate (``data.real_tracks``). Numpy and OpenCV only: it sits below both."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from mvtrack.evaluation import flow_tracks, tapvid_metrics
+from mvtrack.evaluation import tapvid_metrics
+from mvtrack.geometry.optical_flow import flow_tracks
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
 from mvtrack.viz import to_uint8_frames
 

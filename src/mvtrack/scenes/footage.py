@@ -3,6 +3,8 @@ RealEstate10K clip) is at hand: a room whose floor, walls, ceiling and a free-st
 (scikit-image's bundled sample images), ray-cast at 2x and area-downsampled, seen by a camera moving as in
 RealEstate10K clips (walking forward, sideways, turning). Dominant planes and forward motion are what real
 indoor footage looks like and what broke the old planar guard.
+
+Numpy only, and a ray-caster of its own (textured rectangles) beside the engine's torch one: the two could share one.
 """
 
 from __future__ import annotations

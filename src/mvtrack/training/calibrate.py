@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .trainer import Trainer
+
 
 @dataclass
 class GradientNorms:
@@ -46,13 +48,12 @@ def refiner_gradient_norms(trainer, batches: int = 10) -> GradientNorms:
 
     The refiner's feedback is stop-gradient, so the refiner loss reaches the backbone only through the refined
     block's input (the blocks up to it, the embeddings, the camera projections); the diffusion loss reaches all of
-    those but not the refiner. The losses are the trainer's own: ``Trainer.micro_step`` runs unchanged with its
-    backward intercepted, so the forward, data, noise and losses are exactly a training step's. No weight changes
-    (BatchNorm running statistics of a ``paper`` refiner do advance, as in a training step).
+    those but not the refiner. The losses are the trainer's own (``Trainer.losses``: the forward, data, noise and
+    losses of a training step), differentiated here instead of stepped. No weight changes (BatchNorm running
+    statistics of a ``paper`` refiner do advance, as in a training step).
 
     Args:
-        trainer: a ``mvtrack.training.Trainer`` whose ``config.tracking`` enables Track4Gen (refiner_block set,
-            refiner_weight > 0).
+        trainer: a ``Trainer`` whose ``config.tracking`` enables Track4Gen (refiner_block set, refiner_weight > 0).
         batches: micro-steps to measure.
     """
     cfg = trainer.config.tracking
@@ -63,42 +64,21 @@ def refiner_gradient_norms(trainer, batches: int = 10) -> GradientNorms:
     model = trainer.unwrapped
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     params = [p for _, p in named]
-    acc, supervision = trainer.accelerator, trainer.supervision
-    losses = supervision.losses
-    captured: dict = {}
-
-    def capture_backward(loss, **kwargs):
-        captured["loss"] = loss
-
-    def capture_losses(*args, **kwargs):
-        out = losses(*args, **kwargs)
-        captured["track"] = dict(out)  # micro_step pops "total" from the dict it gets
-        return out
-
     result = GradientNorms([], [], [], [], [])
-    acc.backward, supervision.losses = capture_backward, capture_losses
-    try:
-        for step in range(batches):
-            trainer.micro_step(step, 0)
-            track = captured["track"]
-            # micro_step's loss is (L_diff + sum of tracking terms) / grad_accum
-            diffusion = captured["loss"] * trainer.config.grad_accum - track["total"]
-            refiner = track["refiner"] / cfg.refiner_weight
-            g_diff = torch.autograd.grad(diffusion, params, retain_graph=True, allow_unused=True)
-            g_ref = torch.autograd.grad(refiner, params, allow_unused=True)
-            # the refiner's own parameters sit in the graph of `diffusion` only through the subtracted tracking
-            # terms (exactly zero gradient): the stop-gradient keeps the diffusion loss from them
-            both = [i for i, (a, b) in enumerate(zip(g_diff, g_ref))
-                    if a is not None and b is not None and not named[i][0].startswith("refiner.refiner.")]
-            if not result.shared:
-                result.shared = [named[i][0] for i in both]
-            result.diffusion.append(_norm([g_diff[i] for i in both]))
-            result.refiner.append(_norm([g_ref[i] for i in both]))
-            result.diffusion_loss.append(float(diffusion.detach()))
-            result.refiner_loss.append(float(refiner.detach()))
-            captured.clear()
-    finally:
-        del acc.backward, supervision.losses  # back to the class methods
+    for step in range(batches):
+        terms = trainer.losses(step, 0)
+        diffusion, refiner = terms["diffusion"], terms["refiner"] / cfg.refiner_weight
+        g_diff = torch.autograd.grad(diffusion, params, retain_graph=True, allow_unused=True)
+        g_ref = torch.autograd.grad(refiner, params, allow_unused=True)
+        # the refiner's own parameters never get the diffusion loss's gradient (the stop-gradient)
+        both = [i for i, (a, b) in enumerate(zip(g_diff, g_ref))
+                if a is not None and b is not None and not named[i][0].startswith("refiner.refiner.")]
+        if not result.shared:
+            result.shared = [named[i][0] for i in both]
+        result.diffusion.append(_norm([g_diff[i] for i in both]))
+        result.refiner.append(_norm([g_ref[i] for i in both]))
+        result.diffusion_loss.append(float(diffusion.detach()))
+        result.refiner_loss.append(float(refiner.detach()))
     return result
 
 
@@ -110,8 +90,6 @@ def _norm(grads: list[torch.Tensor]) -> float:
 def calibrate_track4gen_weight(config, batches: int = 10) -> GradientNorms:
     """:func:`refiner_gradient_norms` on a trainer built from a ``TrainConfig`` (its model, start checkpoint,
     refiner, trainable subset and data); nothing is written to ``config.output_dir`` (a temporary one is used)."""
-    from mvtrack.training import Trainer  # training imports tracking: imported here, not at module level
-
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(dataclasses.replace(config, output_dir=tmp), resume=False)
         return refiner_gradient_norms(trainer, batches)
