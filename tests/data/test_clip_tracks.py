@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from mvtrack.data import MultiViewClip, iter_shard, list_shards, write_shards
 from mvtrack.data.clip_tracks import clip_track_accuracy, clip_tracks, query_grid
+from mvtrack.geometry import fundamental_matrix
 from mvtrack.scenes import SynthConfig, render_clips
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,12 +49,36 @@ def test_query_grid_covers_the_frame():
     assert len({tuple(p) for p in grid.tolist()}) == 32
 
 
+def test_epipolar_check_drops_points_off_their_line_from_then_on():
+    """Exact projections of one world point into two cameras pass; a target point moved 3 px off its epipolar line at
+    frame 1 is lost at frames 1 and 2 (its junction went wrong); cameras sharing a centre check nothing."""
+    from mvtrack.data.clip_tracks import epipolar_check
+    from mvtrack.geometry import look_at, make_intrinsics, project
+
+    eyes = torch.tensor([[[4.0, 0.0, 1.0]] * 3, [[3.0, 2.5, 1.2]] * 3])  # (V=2, T=3, 3)
+    w2c = torch.linalg.inv(look_at(eyes, torch.zeros(2, 3, 3)))
+    K = make_intrinsics(60.0, 60.0, 31.5, 31.5).expand(2, 3, 3, 3)
+    points = torch.tensor([[0.3, -0.2, 0.5], [-0.4, 0.1, 0.2]]).expand(2, 3, 2, 3)
+    tracks, _ = project(points, w2c, K)  # (2, 3, 2, 2)
+    visible = torch.ones(2, 3, 2, dtype=torch.bool)
+    assert epipolar_check(tracks, visible, w2c, K).all()
+    F = fundamental_matrix(w2c[0, 1], K[0, 1], w2c[1, 1], K[1, 1])
+    line = F @ torch.cat([tracks[0, 1, 0], torch.ones(1)])
+    moved = tracks.clone()
+    moved[1, 1, 0] += 3 * line[:2] / line[:2].norm()  # across the line
+    kept = epipolar_check(moved, visible, w2c, K)
+    assert kept[1, 0, 0] and not kept[1, 1:, 0].any() and kept[1, :, 1].all() and kept[0].all()
+    same = w2c[:1].expand(2, 3, 4, 4)
+    assert epipolar_check(moved, visible, same, K).all()
+
+
 def accurate(row: dict) -> bool:
     """The bound prepared cross-view tracks meet on the engine clips (measured pooled over the 8 clips: coverage 0.51,
     1.0 px median error, 72% within 2 px, 6% kept where truly hidden)."""
     return row["coverage"] > 0.4 and row["median_px"] < 1.5 and row["within_2"] > 0.6 and row["false_visible"] < 0.1
 
 
+@pytest.mark.slow
 def test_flow_tracks_follow_the_engine_across_views_and_garbage_does_not(engine_clips):
     """Reverse-and-concatenate pairs view 0 with view 1 in one flow pass; pooled over 8 engine clips, the kept
     cross-view points are within the bound, which tracks shifted by 2 px, random tracks, tracks left at their query
@@ -85,6 +110,7 @@ def test_flow_tracks_follow_the_engine_across_views_and_garbage_does_not(engine_
     assert loose["false_visible"] > rows["cross_view"]["all"]["false_visible"], loose  # 72% within 2 px; 8% vs 6%)
 
 
+@pytest.mark.slow
 def test_auto_lifts_static_points_with_the_stereo_depth():
     """On a static scene filmed by orbiting cameras, auto's 3D points come from view 0's stereo depth: measured 35% of
     the tracks lifted, median depth error 5%; depth scaled by 1.15 or points from another clip miss the bound. Its
@@ -141,6 +167,7 @@ def train_settings(source, out, *extra):
             "max_steps=1", "checkpoint_every=1", "log_every=1", *extra]
 
 
+@pytest.mark.slow
 def test_tracking_on_clips_without_tracks_names_the_fix_and_prepared_tracks_train(tmp_path):
     """MVTrack4Gen on shards whose clips carry no tracks stops with the command that writes them (a one-line error,
     exit 2, on the command line); after `mvtrack prepare-tracks` the same run trains with a non-zero track loss."""
@@ -169,6 +196,7 @@ def test_tracking_on_clips_without_tracks_names_the_fix_and_prepared_tracks_trai
     assert metrics["loss_corr"] > 0
 
 
+@pytest.mark.slow
 def test_track2view_on_prepared_clips_names_what_each_source_needs(tmp_path):
     """Track2View on clips without tracks names prepare-tracks; on flow-prepared clips (2D only), source_depth and
     oracle name what they lack and the way to get it instead of failing inside the pairing."""

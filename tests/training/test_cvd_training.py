@@ -64,6 +64,7 @@ def test_bad_cvd_settings_are_named(tmp_path):
         Trainer(_config(tmp_path, "cvd.epipolar={mode: sparse}"))
 
 
+@pytest.mark.slow
 def test_monocular_realestate10k_clips_train_cvd_on_pseudo_views_only(tmp_path):
     """RealEstate10K clips (CameraCtrl's layout, read by its reader: one view each) written to shards train CVD when
     every sample becomes homography pseudo-views (cvd.pseudo_fraction 1); with real pairs expected too (a fraction

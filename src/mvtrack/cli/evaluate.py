@@ -83,8 +83,8 @@ def bench(
     device: str = typer.Option("auto", help=DEVICE_HELP),
     dtype: str = typer.Option("auto", help=DTYPE_HELP),
 ):
-    """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
-    them (mvtrack eval) and write the results table OUT/summary.md."""
+    """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out split (synthetic, or
+    real clips: configs/bench/re10k_*.yaml), score them (mvtrack eval) and write the results table OUT/summary.md."""
     from mvtrack.outputs import check_output_dir
     from mvtrack.runners.bench import BenchRun, add_methods, all_reference_methods, run_bench
     from mvtrack.runners.evaluate import EvalSettings

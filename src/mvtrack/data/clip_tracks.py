@@ -30,7 +30,7 @@ import math
 import numpy as np
 import torch
 
-from mvtrack.geometry import fundamental_matrix, project, unproject, zbuffer_visible
+from mvtrack.geometry import camera_centers, fundamental_matrix, project, unproject, zbuffer_visible
 from mvtrack.geometry.epipolar import epipolar_distance
 
 from .clip import MultiViewClip, collate
@@ -61,19 +61,19 @@ def _uint8(video: torch.Tensor) -> np.ndarray:
 def epipolar_check(tracks: torch.Tensor, visible: torch.Tensor, w2c: torch.Tensor, K: torch.Tensor,
                    max_px: float = EPIPOLAR_PX) -> torch.Tensor:
     """``visible`` with every target point (views 1..) lost from the first frame where it lies farther than ``max_px``
-    from the epipolar line of its view-0 point at the same instant (both visible). Views whose centre coincides with
-    view 0's have no epipolar geometry and are kept as they are.
+    from the epipolar line of its view-0 point at the same instant (both visible). Frames where a view's centre
+    coincides with view 0's have no epipolar geometry and check nothing.
 
     Args:
         tracks: (V, T, N, 2) pixels; visible: (V, T, N) bool; w2c (V, T, 4, 4); K (V, T, 3, 3).
     """
+    w2c, K = w2c.double().cpu(), K.double().cpu()
     out = visible.clone()
+    centres = camera_centers(w2c)  # (V, T, 3)
     for v in range(1, tracks.shape[0]):
-        F = fundamental_matrix(w2c[0].double(), K[0].double(), w2c[v].double(), K[v].double())  # (T, 3, 3)
-        if not bool((F.flatten(-2).abs().amax(-1) > 0).all()):
-            continue
-        d = epipolar_distance(F, tracks[0].double(), tracks[v].double())  # (T, N)
-        off = visible[0] & visible[v] & ~(d <= max_px)
+        apart = (centres[v] - centres[0]).norm(dim=-1) > 1e-6 * (1 + centres[0].norm(dim=-1))  # (T,)
+        d = epipolar_distance(fundamental_matrix(w2c[0], K[0], w2c[v], K[v]), tracks[0].double(), tracks[v].double())
+        off = visible[0] & visible[v] & apart[:, None] & ~(d <= max_px)  # (T, N)
         out[v] &= ~off.cummax(0).values
     return out
 
