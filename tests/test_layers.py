@@ -15,13 +15,13 @@ ALLOWED = {
     "defaults": set(),
     "outputs": set(),
     "evaluation": {"geometry"},
-    "data": {"geometry", "viz.video"},  # video files are read and written by viz.video, a leaf of viz
+    "data": {"geometry", "viz.video", "outputs"},  # video files are read and written by viz.video, a leaf of viz
     "viz": {"geometry", "data"},
     "scenes": {"geometry", "data", "_lazy"},
     "models": {"geometry", "defaults"},
     "tracking": {"geometry", "data", "models", "evaluation"},
     "pipelines": {"geometry", "data", "models", "defaults"},
-    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults"},
+    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults", "devices"},
     "runners": {"geometry", "data", "models", "tracking", "pipelines", "training", "evaluation", "scenes", "viz",
                 "outputs", "defaults", "devices", "_lazy"},
 }

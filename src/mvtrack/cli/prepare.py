@@ -24,7 +24,8 @@ def encode(
     text: bool = typer.Option(True, help="Also store the captions' UMT5 embeddings (and the empty prompt's)."),
     caption: str = typer.Option(CAPTION, help="Caption of clips that carry none (the trainer's text.default_caption)."),
     depth: bool = typer.Option(False, help="Keep the clips' depth (float16), for Track2View's source_depth."),
-    max_length: int = typer.Option(TEXT_TOKENS, min=1, help="Text tokens per prompt (the trainer's text.max_length)."),
+    max_length: int = typer.Option(TEXT_TOKENS, min=1, max=4096, help="Text tokens per prompt (the trainer's "
+                                   "text.max_length)."),
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ):
     """Encode video shards into VAE latents (and text embeddings) once; training reads them without a VAE pass."""
