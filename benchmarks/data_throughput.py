@@ -1,11 +1,13 @@
 """Data-loading throughput: clips per second through a torch DataLoader with 1 and 2 workers, from shards (raw npy,
-mp4, jpg, png video) and from the dataset readers (MultiCamVideo, RealEstate10K in CameraCtrl's layout, MV-TAP's
-Kubric), all on synthetic fixtures written here in each exact layout. Also the bytes one clip takes in each shard
-format, including the issue's 2-view, 81-frame 480x832 clip.
+mp4, jpg, png video; cached latents) and from the dataset readers (MultiCamVideo, RealEstate10K in CameraCtrl's
+layout, MV-TAP's Kubric), all on synthetic fixtures written here in each exact layout. Also the bytes one clip takes
+in each shard format, including the issue's 2-view, 81-frame 480x832 clip.
 
 Frames are a panning, zooming view of a procedural texture (smooth colour fields, edges and fine noise), so codecs
 see motion and detail; real footage compresses differently, so read the sizes as indicative. Prints markdown tables;
-run ``python benchmarks/data_throughput.py [--clips 8] [--workers 1 2] [--only shards multicam re10k kubric]``.
+run ``python benchmarks/data_throughput.py [--clips 8] [--workers 1 2] [--only shards latents multicam re10k kubric]``.
+The cached-latents row reads shards of what ``mvtrack encode`` writes for the same clip (Wan2.1's latent and text
+shapes, float16), without the VAE: training from them skips the VAE's encoding, which is not timed here.
 """
 
 from __future__ import annotations
@@ -23,8 +25,20 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from mvtrack.data import (MultiCamVideo, MultiViewClip, MultiViewKubric, RealEstate10K, ShardDataset, collate,
-                          encode_clip, write_kubric_sequence, write_multicam_scene, write_re10k_layout, write_shards)
+from mvtrack.data import (
+    MultiCamVideo,
+    MultiViewClip,
+    MultiViewKubric,
+    RealEstate10K,
+    ShardDataset,
+    collate,
+    encode_clip,
+    write_kubric_sequence,
+    write_multicam_scene,
+    write_re10k_layout,
+    write_shards,
+)
+from mvtrack.data.latents import LatentClip, collate_latents
 from mvtrack.geometry import look_at, make_intrinsics
 
 
@@ -71,15 +85,19 @@ def clip_of(frames: np.ndarray, num_tracks: int = 256) -> MultiViewClip:
         visible=torch.rand(V, T, num_tracks, generator=g) > 0.3)
 
 
+def _collate_any(clips: list) -> MultiViewClip | LatentClip:
+    return collate_latents(clips) if isinstance(clips[0], LatentClip) else collate(clips)
+
+
 def rate(dataset, workers: int, clips: int) -> float:
     """Steady-state clips per second: the second epoch of ``clips`` through persistent workers (the first warms the
     page cache and starts the workers)."""
-    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=collate,
+    loader = DataLoader(dataset, batch_size=1, num_workers=workers, collate_fn=_collate_any,
                         persistent_workers=workers > 0)
     for _ in loader:
         pass
     start = time.perf_counter()
-    count = sum(batch.video.shape[0] for batch in loader)
+    count = sum(batch.w2c.shape[0] for batch in loader)
     assert count == clips, (count, clips)
     return count / (time.perf_counter() - start)
 
@@ -97,6 +115,32 @@ def bench_shards(root: Path, args) -> list[tuple]:
             r = rate(ShardDataset(out, shuffle=False), workers, args.clips)
             rows.append((f"shards, {fmt} video", f"{V}x{T}x{H}x{W}, 256 tracks", workers, r, f"{mb:.2f}"))
     return rows
+
+
+def latent_clip_of(clip: MultiViewClip, caption_tokens: int = 32, text_dim: int = 4096) -> LatentClip:
+    """What ``mvtrack encode`` writes for ``clip`` with Wan2.1's VAE (16 channels, 4x temporal and 8x spatial
+    compression) and UMT5 (4096-wide token embeddings of the caption and of the empty prompt), in float16, its
+    default: random values of those shapes (reading time depends on the bytes, not on the values)."""
+    V, T, (H, W) = clip.num_views, clip.num_frames, clip.size
+    g = torch.Generator().manual_seed(0)
+    return LatentClip(latents=torch.randn(V, (T - 1) // 4 + 1, 16, H // 8, W // 8, generator=g).half(), w2c=clip.w2c,
+                      K=clip.K, tracks=clip.tracks, visible=clip.visible,
+                      text=torch.randn(caption_tokens, text_dim, generator=g).half(),
+                      text_empty=torch.randn(1, text_dim, generator=g).half(),
+                      meta={"size": [H, W], "latents": {"vae": "Wan2.1 (shapes only)", "temporal": 4, "spatial": 8}})
+
+
+def bench_latents(root: Path, args) -> list[tuple]:
+    V, T, H, W = args.shard_shape
+    latent = latent_clip_of(clip_of(pan_frames(V, T, H, W)))
+    out = root / "shards-latents"
+    write_shards([latent] * args.clips, out, clips_per_shard=1)
+    mb = sum(p.stat().st_size for p in out.glob("*.tar")) / args.clips / 2**20
+    F, C, h, w = latent.latents.shape[1:]
+    shape = (f"{V}x{T}x{H}x{W} as {V}x{F}x{C}x{h}x{w} latents + {latent.text.shape[0]}x{latent.text.shape[1]} text, "
+             "256 tracks")
+    return [("shards, cached latents (mvtrack encode, float16)", shape, workers,
+             rate(ShardDataset(out, shuffle=False), workers, args.clips), f"{mb:.2f}") for workers in args.workers]
 
 
 def bench_multicam(root: Path, args) -> list[tuple]:
@@ -159,7 +203,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=8, help="clips per timed epoch")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--only", nargs="+", default=["shards", "multicam", "re10k", "kubric", "sizes"])
+    parser.add_argument("--only", nargs="+", default=["shards", "latents", "multicam", "re10k", "kubric", "sizes"])
     parser.add_argument("--shard-shape", type=int, nargs=4, default=[2, 21, 480, 832], metavar=("V", "T", "H", "W"))
     parser.add_argument("--multicam-source", type=int, default=1280, help="square source size (the dataset: 1280)")
     parser.add_argument("--multicam-frames", type=int, default=81)
@@ -172,7 +216,8 @@ def main():
     args = parser.parse_args()
     print(f"{datetime.date.today()}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; CPU only, synthetic fixtures")
-    benches = [(name, bench) for name, bench in (("shards", bench_shards), ("multicam", bench_multicam),
+    benches = [(name, bench) for name, bench in (("shards", bench_shards), ("latents", bench_latents),
+                                                 ("multicam", bench_multicam),
                                                  ("re10k", bench_re10k), ("kubric", bench_kubric)) if name in args.only]
     if benches:
         print("\n| source | clip (V x T x H x W) | workers | clips/s | clips/s per worker | MiB per clip on disk |")

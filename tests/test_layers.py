@@ -16,13 +16,13 @@ ALLOWED = {
     "config": set(),  # the config checker: the standard library and yaml only
     "outputs": set(),
     "evaluation": {"geometry"},
-    "data": {"geometry", "viz.video"},  # video files are read and written by viz.video, a leaf of viz
+    "data": {"geometry", "viz.video", "outputs"},  # video files are read and written by viz.video, a leaf of viz
     "viz": {"geometry", "data"},
     "scenes": {"geometry", "data", "_lazy"},
     "models": {"geometry", "defaults", "config"},
     "tracking": {"geometry", "data", "models", "evaluation", "config"},
     "pipelines": {"geometry", "data", "models", "defaults"},
-    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults", "config"},
+    "training": {"geometry", "data", "models", "tracking", "scenes", "outputs", "defaults", "devices", "config"},
     "runners": {"geometry", "data", "models", "tracking", "pipelines", "training", "evaluation", "scenes", "viz",
                 "outputs", "defaults", "devices", "config", "_lazy"},
 }

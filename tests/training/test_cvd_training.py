@@ -1,5 +1,6 @@
 """CVD in the trainer: epipolar attention added to a camera-only model, hybrid pseudo-view data, exact resume."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,31 @@ def test_bad_cvd_settings_are_named(tmp_path):
         _config(tmp_path, "cvd.pseudo_fraction=1.5")
     with pytest.raises(ValueError, match="cvd.epipolar.mode"):  # refused with the config, before a model loads
         _config(tmp_path, "cvd.epipolar={mode: sparse}")
+
+
+@pytest.mark.slow
+def test_monocular_realestate10k_clips_train_cvd_on_pseudo_views_only(tmp_path):
+    """RealEstate10K clips (CameraCtrl's layout, read by its reader: one view each) written to shards train CVD when
+    every sample becomes homography pseudo-views (cvd.pseudo_fraction 1); with real pairs expected too (a fraction
+    below 1), the run names the views it needs."""
+    from mvtrack.data import RealEstate10K, write_re10k_layout, write_shards
+    from mvtrack.scenes import SynthConfig, render_clips
+
+    rendered = render_clips(SynthConfig(views=1, frames=5, height=24, width=40, num_tracks=4), [0, 1])
+    clips = [{"name": f"clip{i:012d}", "frames": (rendered.video[i, 0].permute(0, 2, 3, 1) * 255).round().byte().numpy(),
+              "w2c": rendered.w2c[i, 0].double(), "K": rendered.K[i, 0].double(), "caption": "a room"}
+             for i in range(2)]
+    write_re10k_layout(tmp_path / "re10k", clips)
+    reader = RealEstate10K(tmp_path / "re10k", size=(16, 16), num_frames=2, stride=2, start="first", shuffle=False)
+    write_shards([reader[i] for i in range(len(reader))], tmp_path / "shards", video_format="png")
+
+    def config(out, fraction):
+        return _config(out, f"data.source={tmp_path / 'shards'}", "data.views=2", "data.frames=2", "data.height=16",
+                       "data.width=16", "max_steps=2", f"cvd.pseudo_fraction={fraction}")
+
+    trainer = Trainer(config(tmp_path / "a", 1.0))
+    assert trainer.batches.get(0).num_views == 1  # what the shards hold; pseudo-views make the second view
+    metrics = trainer.train()
+    assert metrics["step"] == 2 and math.isfinite(metrics["loss"]) and metrics["loss"] > 0
+    with pytest.raises(ValueError, match=r"expected clips with >= 2 views.*got 1 views"):
+        Trainer(config(tmp_path / "b", 0.5)).train()

@@ -88,6 +88,13 @@ def tasks(progress: Progress):
     return start
 
 
+# Ranges of the numbers typed on the command line (docs/reliability.md): seeds are 32-bit, as numpy's; steps and
+# frame rates what sampling and video players use.
+MAX_SEED = 2**32 - 1
+MAX_STEPS = 1000
+MAX_FPS = 240
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``128`` or ``96x128`` (H x W) to (H, W); raises ``typer.BadParameter`` on anything else."""
     try:

@@ -11,35 +11,38 @@ import typer
 
 from mvtrack.scenes.config import BASELINES
 
-from ._app import MODEL_HELP, app, console, load_pipeline, parse_size, progress_bar
+from ._app import MAX_SEED, MODEL_HELP, app, console, load_pipeline, parse_size, progress_bar
 
 
 # the clips both analyses draw (the engine's baseline between views, the seed of the clip stream)
 BASELINE = typer.Option("mixed", help="Camera baseline of the clips.")
-SEED = typer.Option(0, help="Seed of the clip stream.")
+SEED = typer.Option(0, min=0, max=MAX_SEED, help="Seed of the clip stream.")
 
 
 @app.command(name="analyze-layers")
 def analyze_layers(
     model: str = typer.Option(None, help=MODEL_HELP + " Pixel space."),
     out: Path = typer.Option(Path("outputs/layers"), help="Where layers.json and layers.png go."),
-    clips: int = typer.Option(8, min=1, help="Ground-truth clips (the val stream: not the held-out test split)."),
+    clips: int = typer.Option(8, min=1, max=10000, help="Ground-truth clips (the val stream: not the held-out test "
+                              "split)."),
     baseline: Literal[BASELINES] = BASELINE,
     sigma: float = typer.Option(0.5, min=0.0, max=1.0, help="Noise level of every frame (flow matching sigma)."),
-    pairs: int = typer.Option(256, min=1, help="Sampled correspondences per clip."),
+    pairs: int = typer.Option(256, min=1, max=65536, help="Sampled correspondences per clip."),
     seed: int = SEED,
-    frames: int = typer.Option(None, help="Frames per view (default: the model's training length)."),
+    frames: int = typer.Option(None, min=1, max=1024, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
-    views: int = typer.Option(None, help="Views (default: the model's training count)."),
+    views: int = typer.Option(None, min=1, max=64, help="Views (default: the model's training count)."),
     per_head: bool = typer.Option(False, "--per-head", help="Also score each attention head alone (heads.png)."),
 ):
     """Score every self-attention layer of a model as a tracker (attention argmax vs ground-truth tracks)."""
     from rich.table import Table
 
     from mvtrack.defaults import default_model
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners.analysis import analyze_layers as analyze
     from mvtrack.tracking.analysis import MEAN_HEADS, NO_MOTION, rank_heads
 
+    check_output_dir(out)
     model = model or default_model()
     pipe = load_pipeline(model, "cpu", "float32")  # its clips and scores are on the CPU
     hw = parse_size(size) if size else None
@@ -76,11 +79,11 @@ def analyze_layers(
 def track_features(
     model: list[str] = typer.Option([], help="Model directories or presets (repeatable; default: the embedded "
                                     "weights/mvtrack-S of a source checkout)."),
-    clips: int = typer.Option(8, min=1, help="Held-out clips (the test stream)."),
+    clips: int = typer.Option(8, min=1, max=10000, help="Held-out clips (the test stream)."),
     features: str = typer.Option("qk", help="qk (a layer's queries against keys) or refined (Track4Gen refiner)."),
-    layer: int = typer.Option(None, help="Layer for qk (default: the middle block)."),
+    layer: int = typer.Option(None, min=0, help="Layer for qk (default: the middle block)."),
     sigma: float = typer.Option(0.3, min=0.0, max=1.0, help="Noise level of every frame."),
-    threshold: float = typer.Option(0.5, help="Cosine below which a point is predicted occluded."),
+    threshold: float = typer.Option(0.5, min=-1.0, max=1.0, help="Cosine below which a point is predicted occluded."),
     baseline: Literal[BASELINES] = BASELINE,
     seed: int = SEED,
     out: Path = typer.Option(None, help="Optional JSON file for the scores."),
@@ -89,8 +92,11 @@ def track_features(
     from rich.table import Table
 
     from mvtrack.defaults import default_model
+    from mvtrack.outputs import check_output_file
     from mvtrack.runners.analysis import zero_shot_tracking
 
+    if out is not None:
+        check_output_file(out)
     pipes = {spec: load_pipeline(spec, "cpu", "float32") for spec in (model or [default_model()])}
     try:
         rows = zero_shot_tracking(pipes, clips, features, layer, sigma, threshold, baseline, seed)

@@ -14,6 +14,8 @@ from mvtrack.evaluation.matching import MATCHERS
 from ._app import (
     DEVICE,
     DTYPE,
+    MAX_SEED,
+    MAX_STEPS,
     app,
     console,
     device_dtype,
@@ -42,11 +44,12 @@ def eval_(
                              "PRED/<clip>/view_0.mp4 too; pairs of generated views scored)."),
 ):
     """Score any system's generated videos against the requested cameras and the ground truth."""
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners.evaluate import EvalSettings, evaluate_dirs
     from mvtrack.runners.report import write_report
 
     settings = EvalSettings(matcher=matcher, cameras=cameras, tracks=tracks, mode=mode)
-    out = out or pred.parent / f"eval_{pred.name}"
+    out = check_output_dir(out or pred.parent / f"eval_{pred.name}")
     clips = sorted(p for p in pred.iterdir() if p.is_dir()) if pred.is_dir() else []
     try:
         with progress_bar() as progress:
@@ -75,8 +78,9 @@ def bench(
         "noise; real-footage splits: ground_truth, copy_source, nearest_source, stereo_splat."
     ),
     out: Path = typer.Option(Path("outputs/bench"), help="Output root: OUT/<method>/{pred,results.json,report.html}."),
-    steps: int = typer.Option(SAMPLING_STEPS, min=1, help="Denoising steps for checkpoints."),
-    seed: list[int] = typer.Option([0], help="Sampling seed(s) of --checkpoint: clip i draws its noise from seed + i."),
+    steps: int = typer.Option(SAMPLING_STEPS, min=1, max=MAX_STEPS, help="Denoising steps for checkpoints."),
+    seed: list[int] = typer.Option([0], min=0, max=MAX_SEED, help="Sampling seed(s) of --checkpoint: clip i draws its "
+                                   "noise from seed + i."),
     sensitivity: bool = typer.Option(False, help="Also measure camera sensitivity of --checkpoint (3x sampling)."),
     matcher: Literal[MATCHERS] = MATCHER,
     cameras: bool = ESTIMATE_CAMERAS,
@@ -84,12 +88,14 @@ def bench(
     device: str = DEVICE,
     dtype: str = DTYPE,
 ):
-    """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out synthetic split, score
-    them (mvtrack eval) and write the results table OUT/summary.md."""
+    """Run methods (a results config's `methods:`, plus --method / --checkpoint) on a held-out split (synthetic, or
+    real clips: configs/bench/re10k_*.yaml), score them (mvtrack eval) and write the results table OUT/summary.md."""
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners.bench import BenchRun, add_methods, all_reference_methods, run_bench
     from mvtrack.runners.evaluate import EvalSettings
 
     where, precision = device_dtype(device, dtype)
+    check_output_dir(out)
     for m in method:
         if m not in all_reference_methods():
             raise typer.BadParameter(f"expected one of {all_reference_methods()}, got {m!r}", param_hint="--method")

@@ -15,6 +15,9 @@ from mvtrack.scenes.config import HELD_OUT
 from ._app import (
     DEVICE,
     DTYPE,
+    MAX_FPS,
+    MAX_SEED,
+    MAX_STEPS,
     MODEL,
     app,
     console,
@@ -38,19 +41,19 @@ DEPTH_MODEL = typer.Option(
     None, help="A local depth-estimation model directory (transformers: Depth Anything V2, DPT) whose depth, aligned "
     "to the stereo depth, completes it where stereo finds none. Nothing is downloaded.")
 SOURCE_FOV = typer.Option(
-    FOV_DEGREES, help="Horizontal field of view in degrees, in (0, 180), of a source without a camera file: structure "
+    FOV_DEGREES, help="Horizontal field of view in degrees, in [1, 179], of a source without a camera file: structure "
     "from motion's first guess, and the cameras' when it finds none.")
 
 @app.command()
 def demo(
     model: str = MODEL,
     out: Path = typer.Option(Path("outputs/demo"), help="Output directory."),
-    clips: int = typer.Option(4, min=1, help="Held-out synthetic clips to re-render."),
-    steps: int = typer.Option(SAMPLING_STEPS, min=1, help="Denoising steps."),
-    seed: int = typer.Option(0, help="Seed of the clip stream."),
+    clips: int = typer.Option(4, min=1, max=10000, help="Held-out synthetic clips to re-render."),
+    steps: int = typer.Option(SAMPLING_STEPS, min=1, max=MAX_STEPS, help="Denoising steps."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of the clip stream."),
     split: Literal[HELD_OUT] = typer.Option("test", help="Clip stream: test (held out) or val (for choosing "
                                             "checkpoints)."),
-    frames: int = typer.Option(None, min=1, help="Frames per view (default: the model's training length)."),
+    frames: int = typer.Option(None, min=1, max=1024, help="Frames per view (default: the model's training length)."),
     size: str = typer.Option(None, help="Frame size N or HxW (default: the model's training size)."),
     device: str = DEVICE,
     dtype: str = DTYPE,
@@ -58,9 +61,11 @@ def demo(
     """Re-render held-out synthetic clips (view 0 given, view 1 generated) beside the reference rows, scored as
     `bench` scores (the decoded videos; PSNR, SSIM, warp PSNR, flicker): a preset of `bench`."""
     from mvtrack.defaults import default_model
+    from mvtrack.outputs import check_output_dir
     from mvtrack.runners.demo import demo_run, run_demo
 
     where, precision = device_dtype(device, dtype)
+    check_output_dir(out)
     height, width = parse_size(size) if size else (None, None)
     model = model or default_model()
     run = demo_run(model, clips, steps, seed, split, frames, height, width)
@@ -108,29 +113,32 @@ def generate(
         "to their first camera.",
     ),
     model: str = MODEL,
-    frames: int = typer.Option(None, min=1, help="Frames per view (default: the model's training length)."),
+    frames: int = typer.Option(None, min=1, help="Frames per view, at most 1024 (default: the model's training "
+                               "length)."),
     size: str = typer.Option(
         None,
-        help="Frame size N or HxW (default: the model's training size). Sources of another aspect ratio are "
-        "centre-cropped to it, then resized (never stretched); their camera intrinsics follow the crop.",
+        help="Frame size N or HxW, 1 to 4096 pixels per side (default: the model's training size). Sources of another "
+        "aspect ratio are centre-cropped to it, then resized (never stretched); their camera intrinsics follow the "
+        "crop.",
     ),
     fov: float = SOURCE_FOV,
-    steps: int = typer.Option(SAMPLING_STEPS, min=1, help="Denoising steps."),
-    seed: int = typer.Option(0, help="Seed of the initial noise."),
+    steps: int = typer.Option(SAMPLING_STEPS, min=1, max=MAX_STEPS, help="Denoising steps."),
+    seed: int = typer.Option(0, min=0, max=MAX_SEED, help="Seed of the initial noise."),
     joint: bool = typer.Option(
         False, help="Generate all targets together, mutually consistent, instead of one (source, target) pair each."
     ),
     views_per_group: int = typer.Option(
-        None, min=1, help="With --joint: CVD's collaborative inference, the model sees the source and this many "
-        "targets at a time (every combination, predictions averaged per step): memory of one group, time of all. "
+        None, min=1, max=64, help="With --joint: CVD's collaborative inference, the model sees the source and this "
+        "many targets at a time (every combination, predictions averaged per step): memory of one group, time of all. "
         "Default: all targets in one joint attention.",
     ),
-    fps: int = typer.Option(8, min=1),
+    fps: int = typer.Option(8, min=1, max=MAX_FPS),
     prompt: str = typer.Option(None, help="Text prompt, for a model with a text encoder (a fine-tuned Wan2.1; "
                                "default: the caption it was trained with on clips without one)."),
     negative_prompt: str = typer.Option(None, help="What classifier-free guidance steers away from (default: empty)."),
-    guidance_scale: float = typer.Option(None, help="Classifier-free guidance scale (WanPipeline's: uncond + scale * "
-                                         "(cond - uncond)); 1 runs unguided. Default: 5 with a text encoder, else 1."),
+    guidance_scale: float = typer.Option(None, min=0.0, max=50.0, help="Classifier-free guidance scale in [0, 50] "
+                                         "(WanPipeline's: uncond + scale * (cond - uncond)); 1 runs unguided. Default: "
+                                         "5 with a text encoder, else 1."),
     device: str = DEVICE,
     dtype: str = DTYPE,
 ):
@@ -139,17 +147,17 @@ def generate(
     Sources whose aspect ratio differs from the output size are centre-cropped, never stretched; camera files (the
     source's and the targets') follow the crop. Without --cameras the cameras are estimated by structure from motion.
     """
+    from mvtrack.data.source import check_fov
     from mvtrack.defaults import default_model
     from mvtrack.outputs import check_output_dir
-    from mvtrack.runners.generate import generate_views
+    from mvtrack.runners.generate import check_target_specs, generate_views
 
     if (video is None) == (image is None):
         raise typer.BadParameter("give exactly one of --video (re-render) or --image (image-to-video)")
     if truth is not None and (image is not None or len(target) != 1):
         raise typer.BadParameter("applies to re-rendering a --video along one --target", param_hint="--truth")
-    if not 0 < fov < 180:
-        raise typer.BadParameter(f"expected a horizontal field of view in (0, 180) degrees, got {fov}",
-                                 param_hint="--fov")
+    check_fov(fov)
+    check_target_specs(target)  # trajectory amounts within their ranges, before the model is loaded
     if views_per_group is not None and not joint:
         raise typer.BadParameter("applies to --joint generation only", param_hint="--views-per-group")
     hw = parse_size(size) if size else None
@@ -181,8 +189,8 @@ def tracks(
     cameras: Path = SOURCE_CAMERAS,
     depth: Path = SOURCE_DEPTH,
     depth_model: Path = DEPTH_MODEL,
-    frames: int = typer.Option(None, min=2, help="Frames to use (default: as many as the camera file has, else the "
-                               "video)."),
+    frames: int = typer.Option(None, min=2, max=1024, help="Frames to use (default: as many as the camera file has, "
+                               "else the video)."),
     size: str = typer.Option(None, help="Frame size N or HxW the tracks are made for (default: the embedded model's); "
                              "the video is centre-cropped to its aspect ratio."),
     fov: float = SOURCE_FOV,
@@ -190,11 +198,15 @@ def tracks(
     """The source's dense 3D tracks for paired-track conditioning (Track2View): every static pixel whose stereo depth
     its neighbour frames confirm (or every pixel of a --depth file), in the camera file's world, as an .npz that
     `generate --tracks3d` reads, with an overlay PNG of the tracks and a PNG of the depth."""
+    from mvtrack.data.source import check_fov
+    from mvtrack.outputs import check_output_file
     from mvtrack.runners.rerender import trained_data
     from mvtrack.runners.source_tracks import source_tracks
 
     if out.suffix.lower() != ".npz":
         raise typer.BadParameter(f"expected a path ending in .npz, got {out}", param_hint="--out")
+    check_output_file(out)
+    check_fov(fov)
     trained = trained_data(SOURCE_TREE_MODEL)  # its size when the source tree has it, else DataConfig's
     hw = parse_size(size) if size else (trained.height, trained.width)
     depth_net = None

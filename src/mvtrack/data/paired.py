@@ -260,11 +260,13 @@ def lift_tracks(
 
 def oracle_tracks(clip: MultiViewClip, source: int = 0) -> PairedTracks:
     """(a) The engine's exact tracks with their exact visibility in every view: an oracle (it uses the targets'
-    true occlusions), for upper references only. Needs ``clip.tracks3d``."""
+    true occlusions), for upper references only. Needs ``clip.tracks3d``. On clips with tracks from
+    ``mvtrack prepare-tracks``, their cross-view tracks that have a 3D point (NaN elsewhere: not paired)."""
     if clip.tracks3d is None:
         raise ValueError("oracle_tracks: the clip has no tracks3d (exact 3D tracks come from the synthetic engine)")
     _, z = project(clip.tracks3d[:, None].expand(-1, clip.num_views, -1, -1, -1), clip.w2c, clip.K)
-    known = clip.visible[:, source]  # tracks the source sees
+    # tracks the source sees, with a 3D point (``mvtrack prepare-tracks`` gives some tracks none: NaN)
+    known = clip.visible[:, source] & torch.isfinite(clip.tracks3d).all(-1)
     visible = clip.visible & known[:, None]
     return PairedTracks(clip.tracks, torch.where(visible, z, torch.zeros_like(z)), visible, source)
 

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from mvtrack.outputs import check_output_dir
+
 from .clip import SCHEMA, MultiViewClip
 from .latents import KIND, LATENT_SCHEMA, LatentClip
 from .video_codec import ENCODED_FORMATS, VideoCodecError, check_quality, decode_video, encode_video
@@ -197,10 +199,25 @@ def decode_clip(members: dict[str, bytes], where: str = "sample") -> MultiViewCl
             tensors[name] = rearrange(torch.from_numpy(array).float() / 255.0, "v t h w c -> v t c h w")
         else:
             tensors[name] = torch.from_numpy(array)
+    _check_cameras(tensors, where)
     try:
         return MultiViewClip(**tensors, meta=info.get("meta", {}))
     except (ValueError, TypeError) as e:
         raise ShardError(f"{where}: {e}") from None
+
+
+def _check_cameras(tensors: dict[str, torch.Tensor], where: str) -> None:
+    """A sample's cameras must be rigid transforms (rotations with det = +1, last row 0 0 0 1) and pinhole
+    intrinsics with positive focal lengths: anything else is drawn and trained on as nonsense, so it is skipped."""
+    from mvtrack.geometry import check_extrinsics, check_intrinsics
+
+    for name, check in (("w2c", check_extrinsics), ("K", check_intrinsics)):
+        value, square = tensors.get(name), (4, 4) if name == "w2c" else (3, 3)
+        if value is not None and value.is_floating_point() and value.shape[-2:] == square:
+            try:
+                check(value.double(), name=f"field {name}")
+            except ValueError as e:
+                raise ShardError(f"{where}: {e}") from None
 
 
 def _decode_latents(members: dict[str, bytes], info: dict, where: str) -> LatentClip:
@@ -216,6 +233,7 @@ def _decode_latents(members: dict[str, bytes], info: dict, where: str) -> Latent
             tensors[name] = torch.from_numpy(np.load(io.BytesIO(data), allow_pickle=False))
         except (ValueError, OSError, EOFError) as e:
             raise ShardError(f"{where}: field {name} is not a valid .npy array ({e})") from None
+    _check_cameras(tensors, where)
     try:
         return LatentClip(**tensors, meta=info.get("meta", {}))
     except (ValueError, TypeError) as e:
@@ -236,8 +254,7 @@ class ShardWriter:
             raise ValueError(f"video_format: expected one of {VIDEO_FORMATS}, got {video_format!r}")
         self.quality = None if video_format == "npy" else check_quality(video_format, quality)
         self.video_format = video_format
-        self.out_dir = Path(out_dir)
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.out_dir = check_output_dir(out_dir)  # created with the first shard: a refused run leaves nothing
         self.clips_per_shard = clips_per_shard
         self.shard_index = start_shard
         self.count = 0
@@ -258,6 +275,7 @@ class ShardWriter:
             self._close()
 
     def _open(self):
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         final = self.out_dir / SHARD_NAME.format(self.shard_index)
         self._tmp = final.with_suffix(".tar.tmp")
         self._tar = tarfile.open(self._tmp, "w", format=tarfile.PAX_FORMAT)

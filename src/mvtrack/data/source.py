@@ -72,11 +72,23 @@ class Crop:
         return torch.nn.functional.interpolate(window[:, None].float(), size=self.size, mode="nearest-exact")[:, 0]
 
 
+# Horizontal field of view of a source without a camera file (--fov), in degrees: a 1 degree view is a 2000 mm lens
+# on a full-frame camera, 179 degrees the widest a pinhole camera comes close to.
+FOV_RANGE = (1.0, 179.0)
+
+
+def check_fov(fov_degrees: float, name: str = "--fov") -> float:
+    """``fov_degrees`` when it is a finite number in ``FOV_RANGE``, else a ``ValueError`` naming ``name``."""
+    lo, hi = FOV_RANGE
+    if isinstance(fov_degrees, bool) or not isinstance(fov_degrees, (int, float)) \
+            or not (math.isfinite(fov_degrees) and lo <= fov_degrees <= hi):
+        raise ValueError(f"{name} {fov_degrees}: expected a horizontal field of view in [{lo:g}, {hi:g}] degrees")
+    return float(fov_degrees)
+
+
 def default_intrinsics(num_frames: int, size: tuple[int, int], fov_degrees: float) -> torch.Tensor:
-    """(T, 3, 3) pixel intrinsics of a centred pinhole with horizontal field of view ``fov_degrees``."""
-    if not (math.isfinite(fov_degrees) and 0 < fov_degrees < 180):
-        raise ValueError(f"--fov {fov_degrees}: expected a horizontal field of view between 0 and 180 degrees "
-                         "(exclusive)")
+    """(T, 3, 3) pixel intrinsics of a centred pinhole with horizontal field of view ``fov_degrees`` (``check_fov``)."""
+    check_fov(fov_degrees)
     H, W = size
     f = (W / 2) / math.tan(math.radians(fov_degrees) / 2)
     K = make_intrinsics(torch.tensor(f), torch.tensor(f), torch.tensor((W - 1) / 2), torch.tensor((H - 1) / 2))

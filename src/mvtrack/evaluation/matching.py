@@ -141,7 +141,8 @@ def pose_errors(
             est = estimate_pose(k0, k1, K0[t], K1[t], thresh=thresh)
             t_err, r_err = relative_pose_error(T_0to1, *(est[:2] if est is not None else (None, None)))
             errors.append(max(t_err, r_err))
-    return np.array(errors, np.float64)
+    errors = np.array(errors, np.float64)
+    return np.where(np.isnan(errors), np.inf, errors)  # an error that could not be measured is a failure
 
 
 def rotation_only_steps(w2c0: np.ndarray, w2c1: np.ndarray) -> np.ndarray:

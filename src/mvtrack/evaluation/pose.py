@@ -171,27 +171,60 @@ def pose_auc(errors, thresholds=(5, 10, 20)) -> list[float]:
     """Area under the recall curve of pose errors (degrees) up to each threshold, divided by it.
 
     The curve runs through (0, 0) and (e_i, i / N) over the sorted errors strictly below the threshold
-    and is extended flat to the threshold. Errors [1, 3] give AUC@5 = 0.75. NaN counts as a failure (as inf);
-    no errors give NaN.
+    and is extended flat to the threshold. Errors [1, 3] give AUC@5 = 0.75; inf counts as a failure; no errors
+    give NaN.
 
     Args:
         errors: (N,) degrees, >= 0 (inf for a pair without an estimate).
+        thresholds: degrees, each a finite number > 0.
+
+    Raises:
+        ValueError: naming ``errors`` for a negative angle or a NaN (an error that is not known: a pair without an
+            estimate is inf; ``relative_pose_error`` gives a rotation-only pair a NaN translation error, whose
+            rotation error is its score), naming ``thresholds`` for one that is not a positive finite number.
     """
-    errors = np.asarray(errors, np.float64).ravel()
+    try:
+        errors = np.asarray(errors, np.float64).ravel()
+        thresholds = np.asarray(thresholds, np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(f"errors, thresholds: expected numbers (degrees), got {errors!r:.60} and "
+                         f"{thresholds!r:.60}") from None
+    if not (np.isfinite(thresholds).all() and (thresholds > 0).all()):
+        raise ValueError(f"thresholds: expected finite angles > 0 degrees, got {thresholds.tolist()}")
+    if np.isnan(errors).any():
+        nan = np.flatnonzero(np.isnan(errors))
+        raise ValueError(f"errors: {len(nan)} of {errors.size} are NaN (first at index {nan[0]}); expected angles >= 0 "
+                         "degrees, inf for a pair without an estimate (a rotation-only pair's translation error is NaN "
+                         "by design: score it by its rotation error)")
     if (errors < 0).any():
         raise ValueError(f"errors: expected angles >= 0 degrees, got min {errors[errors < 0].min()}")
-    errors = np.sort(np.where(np.isnan(errors), np.inf, errors))
+    errors = np.sort(errors)
     if errors.size == 0:
         return [float("nan")] * len(thresholds)
     recall = np.r_[0.0, (np.arange(len(errors)) + 1) / len(errors)]
     errors = np.r_[0.0, errors]
     out = []
-    for t in thresholds:
+    for t in thresholds.tolist():
         last = np.searchsorted(errors, t)
         r = np.r_[recall[:last], recall[last - 1]]
         e = np.r_[errors[:last], t]
         out.append(float(np.trapezoid(r, x=e) / t))
     return out
+
+
+def rigid_problem(poses: np.ndarray, atol: float = 1e-3) -> str | None:
+    """What keeps finite ``poses (T, 4, 4)`` from being rigid transforms (a rotation block with R^T R = I and
+    det = +1 within ``atol``, last row 0 0 0 1), naming the first bad pose; None when they all are."""
+    R = poses[:, :3, :3]
+    ortho = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(axis=(1, 2))
+    det = np.linalg.det(R)
+    row = np.abs(poses[:, 3] - np.array([0.0, 0.0, 0.0, 1.0])).max(axis=1)
+    bad = np.flatnonzero((ortho > atol) | (np.abs(det - 1) > atol) | (row > 1e-6))
+    if not bad.size:
+        return None
+    i = int(bad[0])
+    return (f"pose {i} is not a rigid transform (|R^T R - I| = {ortho[i]:.3g}, det(R) = {det[i]:.4g}, last row "
+            f"{poses[i, 3].tolist()})")
 
 
 def relative_to_first(c2w: np.ndarray) -> np.ndarray:
@@ -211,7 +244,11 @@ def camera_errors(c2w_gen: np.ndarray, c2w_gt: np.ndarray, normalization: str = 
         ``RotErr`` (sum over frames of rotation angles, radians), ``TransErr`` (sum of translation
         distances), ``CamMC`` (sum of Frobenius norms of the 3x4 [R|t] differences), and their means
         over the T - 1 frames after the first (``mRotErr``, ``mTransErr``, ``mCamMC``); the first frame is
-        the identity in both by construction. All NaN for T < 2 or non-finite poses.
+        the identity in both by construction. All NaN for T < 2 or non-finite poses (a frame not registered).
+
+    Raises:
+        ValueError: naming ``c2w_gen`` or ``c2w_gt`` and the pose, for shapes other than two (T, 4, 4) or finite
+            poses that are not rigid transforms (they used to score zeros against themselves).
     """
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization: expected one of {NORMALIZATIONS}, got {normalization!r}")
@@ -220,6 +257,10 @@ def camera_errors(c2w_gen: np.ndarray, c2w_gt: np.ndarray, normalization: str = 
         raise ValueError(f"c2w_gen, c2w_gt: expected two (T, 4, 4) arrays, got {gen.shape} and {gt.shape}")
     if len(gen) < 2 or not (np.isfinite(gen).all() and np.isfinite(gt).all()):
         return dict.fromkeys(CAMERA_KEYS, float("nan"))  # no frame after the first, or a pose missing
+    for name, poses in (("c2w_gen", gen), ("c2w_gt", gt)):
+        problem = rigid_problem(poses)
+        if problem:
+            raise ValueError(f"{name}: {problem}; expected (T, 4, 4) camera-to-world rigid transforms")
     gen, gt = relative_to_first(gen), relative_to_first(gt)
     t_gen, t_gt = gen[:, :3, 3].copy(), gt[:, :3, 3].copy()
     if normalization == "rel":

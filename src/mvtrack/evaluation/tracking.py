@@ -7,6 +7,8 @@ mvtrack's ``(V, T, N, 2)`` / ``visible`` layout for one view.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 THRESHOLDS = (1, 2, 4, 8, 16)
@@ -58,24 +60,51 @@ def tapvid_metrics(
         ``first`` mode). Non-finite predicted positions count as misses.
 
     Raises:
-        ValueError: on shape mismatches, an unknown mode, or a query frame outside [0, T - 1].
+        ValueError: naming the argument, on shapes other than the above (e.g. a 1-D occlusion array), occlusion
+            arrays that are not booleans (or 0 / 1), non-numeric or non-finite query frames, ground-truth positions
+            that are not finite where the point is visible, an unknown mode, an ``image_size`` that is not two
+            positive numbers, or a query frame outside [0, T - 1].
     """
     if query_mode not in QUERY_MODES:
         raise ValueError(f"query_mode: expected one of {QUERY_MODES}, got {query_mode!r}")
+    names = ("query_points", "gt_occluded", "gt_tracks", "pred_occluded", "pred_tracks")
     arrays = [np.asarray(a) for a in (query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)]
+    if arrays[0].ndim not in (2, 3) or arrays[0].shape[-1] != 3:
+        raise ValueError(f"query_points: expected (B, N, 3) or (N, 3) as (t, y, x), got shape {arrays[0].shape}")
     unbatched = arrays[0].ndim == 2
     if unbatched:
         arrays = [a[None] for a in arrays]
-    query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks = arrays
-    B, N, T = gt_occluded.shape
-    for name, a, shape in (("query_points", query_points, (B, N, 3)), ("pred_occluded", pred_occluded, (B, N, T)),
-                           ("gt_tracks", gt_tracks, (B, N, T, 2)), ("pred_tracks", pred_tracks, (B, N, T, 2))):
+    lead = arrays[0].shape[:2]  # (B, N)
+    if arrays[1].ndim != 3 or arrays[1].shape[:2] != lead:
+        shape = "(N, T)" if unbatched else "(B, N, T)"
+        raise ValueError(f"gt_occluded: expected {shape} with {'N' if unbatched else 'B, N'} of query_points "
+                         f"{np.asarray(query_points).shape}, got shape {np.asarray(gt_occluded).shape}")
+    B, N, T = arrays[1].shape
+    for i, (name, shape) in enumerate(zip(names, ((B, N, 3), (B, N, T), (B, N, T, 2), (B, N, T), (B, N, T, 2)))):
+        a = arrays[i]
         if a.shape != shape:
-            raise ValueError(f"{name}: expected {shape}, got {a.shape}")
+            given = np.asarray((query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks)[i]).shape
+            raise ValueError(f"{name}: expected {shape[1:] if unbatched else shape}, got {given}")
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"{name}: expected numbers, got dtype {a.dtype}")
+        if name.endswith("occluded"):
+            if a.dtype != bool and not np.isin(a, (0, 1)).all():
+                raise ValueError(f"{name}: expected booleans (True = occluded) or 0 / 1, got values such as "
+                                 f"{a[~np.isin(a, (0, 1))].ravel()[0]!r}")
+            arrays[i] = a.astype(bool)
+    query_points, gt_occluded, gt_tracks, pred_occluded, pred_tracks = arrays
     gt_tracks = gt_tracks.astype(np.float64)
     pred_tracks = pred_tracks.astype(np.float64)
+    if not np.isfinite(gt_tracks[~gt_occluded]).all():
+        raise ValueError("gt_tracks: NaN or inf positions where gt_occluded says the point is visible; expected "
+                         "finite pixels there")
     if image_size is not None:
-        H, W = image_size
+        try:
+            H, W = (float(x) for x in image_size)
+        except (TypeError, ValueError):
+            raise ValueError(f"image_size: expected (H, W), got {image_size!r}") from None
+        if not (math.isfinite(H) and math.isfinite(W) and H > 0 and W > 0):
+            raise ValueError(f"image_size: expected positive (H, W), got {image_size!r}")
         scale = np.array([256.0 / W, 256.0 / H])
         gt_tracks, pred_tracks = gt_tracks * scale, pred_tracks * scale
 
@@ -118,6 +147,14 @@ def track_epe(pred_tracks: np.ndarray, gt_tracks: np.ndarray, gt_visible: np.nda
     Args:
         pred_tracks, gt_tracks: (..., 2) pixels; gt_visible: (...) bool.
     """
-    err = np.linalg.norm(np.asarray(pred_tracks, np.float64) - np.asarray(gt_tracks, np.float64), axis=-1)
-    vis = np.asarray(gt_visible, bool)
+    pred, gt, vis = np.asarray(pred_tracks, np.float64), np.asarray(gt_tracks, np.float64), np.asarray(gt_visible)
+    if gt.ndim < 1 or gt.shape[-1] != 2 or pred.shape != gt.shape:
+        raise ValueError(f"pred_tracks, gt_tracks: expected two (..., 2) arrays of one shape, got {pred.shape} and "
+                         f"{gt.shape}")
+    if vis.shape != gt.shape[:-1]:
+        raise ValueError(f"gt_visible: expected {gt.shape[:-1]} (gt_tracks without its last axis), got {vis.shape}")
+    vis = vis.astype(bool)
+    if not np.isfinite(gt[vis]).all():
+        raise ValueError("gt_tracks: NaN or inf positions where gt_visible is True; expected finite pixels there")
+    err = np.linalg.norm(pred - gt, axis=-1)
     return float(err[vis].mean()) if vis.any() else float("nan")

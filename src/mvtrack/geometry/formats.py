@@ -21,6 +21,35 @@ from .cameras import (
 
 _FIELDS = ["timestamp", "fx", "fy", "cx", "cy", "k1", "k2"] + [f"w2c[{i},{j}]" for i in range(3) for j in range(4)]
 
+# Ranges of a camera file's fields, checked on every line read and before anything is written (docs/data.md).
+# Intrinsics are normalised by the image size: fx/W, fy/H from 0.001 (a 179.9 degree field of view) to 1000 (0.06
+# degrees; smaller focal lengths vanish in float32 and make K singular); the principal point cx/W, cy/H within one
+# frame of the image, which spans [0, 1]; translations |t| <= 1e6 in the file's units (larger ones overflow float32
+# in relative poses); timestamps within int64.
+FOCAL_RANGE = (1e-3, 1e3)
+PRINCIPAL_RANGE = (-1.0, 2.0)
+MAX_TRANSLATION = 1e6
+MAX_TIMESTAMP = 2.0**63
+
+
+def camera_field_problem(timestamp: float, k: list[float], t: list[float]) -> str | None:
+    """What is wrong with one camera's fields, or None: ``k`` = normalised (fx, fy, cx, cy), ``t`` = the w2c
+    translation; the ranges above (``read_re10k`` and ``write_re10k`` check the same)."""
+    if not abs(timestamp) < MAX_TIMESTAMP:
+        return f"field timestamp = {timestamp:.10g}: expected an integer of magnitude < 2^63"
+    for name, v in zip(("fx", "fy"), k[:2]):
+        if not FOCAL_RANGE[0] <= v <= FOCAL_RANGE[1]:
+            return (f"field {name} = {v:.10g}: expected a focal length in [{FOCAL_RANGE[0]:g}, {FOCAL_RANGE[1]:g}] "
+                    f"(normalised by the image {'width' if name == 'fx' else 'height'})")
+    for name, v in zip(("cx", "cy"), k[2:4]):
+        if not PRINCIPAL_RANGE[0] <= v <= PRINCIPAL_RANGE[1]:
+            return (f"field {name} = {v:.10g}: expected a principal point in [{PRINCIPAL_RANGE[0]:g}, "
+                    f"{PRINCIPAL_RANGE[1]:g}] (normalised: the image spans [0, 1])")
+    for i, v in enumerate(t):
+        if not abs(v) <= MAX_TRANSLATION:
+            return f"field w2c[{i},3] = {v:.10g}: expected a translation of magnitude <= {MAX_TRANSLATION:g}"
+    return None
+
 
 @dataclass
 class CameraFile:
@@ -88,8 +117,9 @@ def read_re10k(path: str | Path, mirrored: str = "error") -> CameraFile:
             if not math.isfinite(v):
                 raise ValueError(f"{path}:{lineno}: field {field} is {text}, expected a finite number")
             values.append(v)
-        if values[1] <= 0 or values[2] <= 0:
-            raise ValueError(f"{path}:{lineno}: fields fx, fy must be positive, got {values[1]}, {values[2]}")
+        problem = camera_field_problem(values[0], values[1:5], values[10:19:4])
+        if problem:
+            raise ValueError(f"{path}:{lineno}: {problem}")
         R = torch.tensor(values[7:], dtype=torch.float64).reshape(3, 4)[:, :3]
         try:
             check_rotation(R, name=f"{path}:{lineno}: w2c rotation")
@@ -149,12 +179,17 @@ def write_re10k(
             or height < 1 or width < 1:
         raise ValueError(f"image size: expected positive integers, got {height} x {width}")
     k = intrinsics_to_normalized(K.double(), height, width)
+    for i, (kk, T) in enumerate(zip(k.tolist(), w2c.double().tolist())):
+        problem = camera_field_problem(0, kk, [row[3] for row in T[:3]])
+        if problem:
+            raise ValueError(f"camera {i}: {problem}")
     if timestamps is None:
         timestamps = range(w2c.shape[0])
     timestamps = [t.item() if hasattr(t, "item") else t for t in timestamps]  # tensors and numpy scalars too
     if len(timestamps) != w2c.shape[0] or not all(isinstance(t, (int, float)) and not isinstance(t, bool)
-                                                  and math.isfinite(t) and int(t) == t for t in timestamps):
-        raise ValueError(f"timestamps: expected {w2c.shape[0]} integers, got {timestamps[:4]}...")
+                                                  and math.isfinite(t) and int(t) == t and abs(t) < MAX_TIMESTAMP
+                                                  for t in timestamps):
+        raise ValueError(f"timestamps: expected {w2c.shape[0]} integers of magnitude < 2^63, got {timestamps[:4]}...")
     url = url or "synthetic"
     if len(url.split()) != 1 or url != url.strip() or _is_number(url):
         raise ValueError(f"url: expected one word that is not a number (the file's first line), got {url!r}")

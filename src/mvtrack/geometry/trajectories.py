@@ -161,16 +161,43 @@ TRAJECTORIES = {
 }
 
 
+# The AMOUNT of each spec: (lowest, highest, unit), inclusive. Angles stop at a full turn (orbit, pan) or at looking
+# straight up or down (arc, tilt); distances are in scene units (generate scales a real scene to the model's median
+# depth, 8 units), so 100 is about twelve times the depth of the scene.
+SPEC_RANGES = {
+    "orbit": (-360.0, 360.0, "degrees"),
+    "pan": (-360.0, 360.0, "degrees"),
+    "arc": (-90.0, 90.0, "degrees"),
+    "tilt": (-90.0, 90.0, "degrees"),
+    "dolly": (-100.0, 100.0, "scene units"),
+    "random": (0.0, 100.0, "scene units (the largest translation)"),
+}
+
+
 def from_spec(spec: str, start_c2w: torch.Tensor, num_frames: int, generator: torch.Generator | None = None, **kwargs):
     """Trajectory ``(T, 4, 4)`` from a spec ``NAME[:AMOUNT]``, e.g. ``orbit:30``, ``dolly:-0.5``, ``static``.
 
     AMOUNT is degrees for orbit, arc, pan and tilt, distance for dolly, and the largest translation for
-    random. ``kwargs`` go to the generator (``center``, ``up``, ``distance``...).
+    random, within ``SPEC_RANGES`` (a ``ValueError`` naming the spec and the range otherwise). ``kwargs`` go to
+    the generator (``center``, ``up``, ``distance``...).
     """
+    name, amount = parse_spec(spec)
+    if amount is not None:
+        kwargs[{"dolly": "distance", "random": "max_translation"}.get(name, "degrees")] = amount
+    if name == "random":
+        kwargs["generator"] = generator
+    return TRAJECTORIES[name](start_c2w, num_frames, **kwargs)
+
+
+def parse_spec(spec: str) -> tuple[str, float | None]:
+    """``(name, amount or None)`` of a spec ``NAME[:AMOUNT]``, checked: a known name, an amount that is a finite
+    number within ``SPEC_RANGES`` (none for static); ``ValueError`` naming the spec and what was expected."""
+    if not isinstance(spec, str):
+        raise ValueError(f"trajectory spec {spec!r}: expected a string NAME[:AMOUNT]")
     name, _, amount = spec.partition(":")
     if name not in TRAJECTORIES:
         raise ValueError(f"trajectory spec {spec!r}: unknown name {name!r}; expected one of {sorted(TRAJECTORIES)}")
-    fn = TRAJECTORIES[name]
+    value = None
     if amount:
         try:
             value = float(amount)
@@ -178,8 +205,8 @@ def from_spec(spec: str, start_c2w: torch.Tensor, num_frames: int, generator: to
             raise ValueError(f"trajectory spec {spec!r}: amount {amount!r} is not a number") from None
         if name == "static":
             raise ValueError(f"trajectory spec {spec!r}: 'static' takes no amount")
-        key = {"dolly": "distance", "random": "max_translation"}.get(name, "degrees")
-        kwargs[key] = value
-    if name == "random":
-        kwargs["generator"] = generator
-    return fn(start_c2w, num_frames, **kwargs)
+        lo, hi, unit = SPEC_RANGES[name]
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise ValueError(f"trajectory spec {spec!r}: amount {amount}: expected a finite number of {unit} in "
+                             f"[{lo:g}, {hi:g}]")
+    return name, value

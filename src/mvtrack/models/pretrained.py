@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import math
+import types
+import typing
 from pathlib import Path
 
 import torch
@@ -101,11 +103,56 @@ def _weight_shapes(directory: Path) -> dict[str, tuple]:
     return shapes
 
 
+def _type_problem(value, hint) -> str | None:
+    """What ``value`` (from JSON) should have been for the annotation ``hint``, or None when it fits."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        # a section (``TrackConditionerConfig | dict``): config.json holds its mapping, whose keys the constructor
+        # checks with the section's own checker (naming ``track_conditioner.width``)
+        hint = args[0] if len(args) == 1 else dict if dict in args else hint
+    origin = typing.get_origin(hint) or hint
+    if origin is int and (isinstance(value, bool) or not isinstance(value, int)):
+        return "an integer"
+    if origin is float and (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)):
+        return "a finite number"
+    if origin in (str, bool, dict) and not isinstance(value, origin):
+        return {str: "a string", bool: "true or false", dict: "an object"}[origin]
+    if origin in (tuple, list):
+        item = (typing.get_args(hint) or (None,))[0]
+        if not isinstance(value, (list, tuple)) or (item is int and not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in value)):
+            return "a list of integers" if item is int else "a list"
+    return None
+
+
+def check_config_types(cls, config: dict, path: Path, prefix: str = "") -> None:
+    """The keys of a model's ``config.json`` against the types of ``cls.__init__`` (a ``MultiViewTransformer``'s
+    ``wan_config`` against ``WanTransformer3DModel``'s), before the model is built; ``ValueError`` naming the file
+    and the key path (``wan_config.num_layers``) otherwise. Unknown keys are left to diffusers, which ignores them."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # annotations that do not resolve: nothing to check against
+        return
+    for key, value in config.items():
+        if key.startswith("_") or key not in hints:
+            continue
+        problem = _type_problem(value, hints[key])
+        if problem:
+            raise ValueError(f"{path}: {prefix}{key}: expected {problem}, got {value!r:.100}")
+    if cls is MultiViewTransformer and isinstance(config.get("wan_config"), dict):
+        from diffusers import WanTransformer3DModel
+
+        check_config_types(WanTransformer3DModel, config["wan_config"], path, "wan_config.")
+
+
 def check_weights(cls, directory: Path) -> None:
     """Check every weight in ``directory`` against the shapes of the model its ``config.json`` describes (as
     nanoGPT's ``from_pretrained`` does), before anything is loaded; ``ValueError`` naming the first mismatches."""
     config_path = directory / "config.json"
     config = read_json_object(config_path, "a model config")
+    check_config_types(cls, config, config_path)
     try:
         with torch.device("meta"):  # shapes only: no memory, no initialisation cost
             model = cls.from_config(config)

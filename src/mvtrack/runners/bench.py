@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import shutil
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -30,10 +33,11 @@ from mvtrack.data import MultiViewClip
 from mvtrack.defaults import SAMPLING_STEPS
 from mvtrack.evaluation import depth_warp
 from mvtrack.geometry import write_re10k
+from mvtrack.outputs import check_output_dir
 from mvtrack.runners.references import clip_stereo_splat, copy_source
 from mvtrack.runners.rerender import rerender_clip, source_depth_splat
 from mvtrack.scenes import SynthConfig, clip_seed, render_clips
-from mvtrack.scenes.config import BASELINES, HELD_OUT
+from mvtrack.scenes.config import BASELINES, CAMERA_MOTIONS, HELD_OUT
 from mvtrack.viz import to_uint8_frames, write_mp4
 
 REFERENCE_METHODS = ("ground_truth", "copy_source", "source_depth_splat", "stereo_splat", "depth_warp", "noise")
@@ -54,12 +58,67 @@ def safe_name(name: str, what: str) -> str:
 TRANSLATING_MOTIONS = ("orbit", "arc", "dolly", "random")  # COLMAP cannot reconstruct a static or rotating camera
 
 
+def check_fields(obj, where: str, ranges: dict | None = None) -> None:
+    """Each field of a config dataclass against its annotation, as YAML can give any type: an integer (not a
+    boolean), a finite number, a string, true or false, a list; ``X | None`` also takes null. ``ranges``: key ->
+    (lowest, highest), inclusive (None: open). ``ValueError`` naming ``where.key`` and what was expected."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if typing.get_origin(hint) in (typing.Union, types.UnionType):
+            if value is None:
+                continue
+            hint = next(a for a in typing.get_args(hint) if a is not type(None))
+        hint = typing.get_origin(hint) or hint
+        ok, word = {
+            int: (isinstance(value, int) and not isinstance(value, bool), "an integer"),
+            float: (isinstance(value, (int, float)) and not isinstance(value, bool)
+                    and math.isfinite(value), "a finite number"),
+            str: (isinstance(value, str), "a string"),
+            bool: (isinstance(value, bool), "true or false"),
+            list: (isinstance(value, (list, tuple)), "a list"),
+            tuple: (isinstance(value, (list, tuple)), "a list"),
+        }.get(hint, (True, ""))
+        if not ok:
+            raise ValueError(f"{where}.{f.name}: expected {word}, got {value!r:.100}")
+        lo, hi = (ranges or {}).get(f.name, (None, None))
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            span = f"in [{lo}, {hi}]" if hi is not None else f">= {lo}"
+            raise ValueError(f"{where}.{f.name}: expected {word} {span}, got {value!r}")
+
+
 @dataclass
 class SplitGroup:
     name: str
     clips: int
     baseline: str = "small"  # small | wide | mixed (scenes.config.BASELINES)
     dynamic: bool = False  # objects move (dynamic_prob 1) or the scene is static (dynamic_prob 0)
+
+    @classmethod
+    def from_value(cls, value, where: str) -> SplitGroup:
+        """A group from a config's mapping; ``ValueError`` naming ``where`` (``BenchConfig.groups[i]``)."""
+        if isinstance(value, cls):
+            return value
+        names = [f.name for f in fields(cls)]
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping with keys {names}, got {value!r:.100}")
+        unknown, missing = sorted(map(str, set(value) - set(names))), [k for k in ("name", "clips") if k not in value]
+        if unknown or missing:
+            raise ValueError(f"{where}: expected keys among {names} with name and clips, got "
+                             + ", ".join(x for x in (f"unknown {unknown}" if unknown else "",
+                                                     f"no {missing}" if missing else "") if x))
+        group = cls(**value)
+        check_fields(group, where, BENCH_RANGES)
+        if group.baseline not in BASELINES:
+            raise ValueError(f"{where}.baseline: expected one of {BASELINES}, got {group.baseline!r}")
+        return group
+
+
+# Ranges of a split's numbers (inclusive): seeds 32-bit (as every --seed), sizes and lengths those of `generate`
+# (MAX_SIDE, MAX_FRAMES), at least two views (view 0 is observed); clips per group.
+MAX_SEED = 2**32 - 1
+BENCH_RANGES = {"seed": (0, MAX_SEED), "views": (2, 64), "frames": (1, 1024), "height": (8, 4096), "width": (8, 4096),
+                "num_tracks": (1, 65536), "clips": (1, 10000)}
 
 
 @dataclass
@@ -78,29 +137,29 @@ class BenchConfig:
     reference_methods = REFERENCE_METHODS
 
     def __post_init__(self):
+        check_fields(self, "BenchConfig", BENCH_RANGES)  # types and ranges first: YAML gives anything
         safe_name(self.name, "BenchConfig.name")
         if self.observed not in OBSERVED:
             raise ValueError(f"BenchConfig.observed: expected one of {OBSERVED}, got {self.observed!r}")
-        self.groups = [g if isinstance(g, SplitGroup) else SplitGroup(**g) for g in self.groups]
+        self.groups = [SplitGroup.from_value(g, f"BenchConfig.groups[{i}]") for i, g in enumerate(self.groups)]
         if not self.groups:
             raise ValueError("BenchConfig.groups: expected at least one group")
-        for g in self.groups:
-            if g.clips < 1 or g.baseline not in BASELINES:
-                raise ValueError(f"BenchConfig.groups[{g.name}]: expected clips >= 1 and baseline one of {BASELINES}, "
-                                 f"got {g.clips}, {g.baseline!r}")
         if self.stream not in STREAMS:
             raise ValueError(f"BenchConfig.stream: expected one of {STREAMS}, got {self.stream!r}")
-        if self.views < 2:
-            raise ValueError(f"BenchConfig.views: expected >= 2 (view 0 is observed), got {self.views}")
         self.camera_motions = tuple(self.camera_motions)
+        if not self.camera_motions or not all(m in CAMERA_MOTIONS for m in self.camera_motions):
+            raise ValueError(f"BenchConfig.camera_motions: expected a non-empty list among {CAMERA_MOTIONS}, got "
+                             f"{list(self.camera_motions)!r:.100}")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BenchConfig:
-        raw = read_yaml(path, "benchmark config")
-        names = {f.name for f in fields(cls)}
-        if set(raw) - names:
-            raise ValueError(f"{path}: expected a mapping with keys among {sorted(names)}, got {raw!r:.200}")
-        return cls(**raw)
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"benchmark config: no file at {path}")
+        split = load_split(path)
+        if not isinstance(split, cls):
+            raise ValueError(f"{path}: a real-footage split (root:), not a synthetic one; read it with load_split")
+        return split
 
     def num_clips(self) -> int:
         return sum(g.clips for g in self.groups)
@@ -148,7 +207,10 @@ def load_split(path: str | Path, raw: dict | None = None):
     names = {f.name for f in fields(BenchConfig)}
     if set(raw) - names:
         raise ValueError(f"{path}: expected a mapping with keys among {sorted(names)}, got {raw!r:.200}")
-    return BenchConfig(**raw)
+    try:
+        return BenchConfig(**raw)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
 
 
 def render_split(config: BenchConfig, source_tracks: bool = False) -> list[tuple[str, MultiViewClip]]:
@@ -298,6 +360,10 @@ class MethodSpec:
 
     def __post_init__(self):
         safe_name(self.name, "methods[].name")
+        check_fields(self, f"methods[{self.name}]", {"steps": (1, 1000), "views_per_group": (1, 64)})
+        if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= MAX_SEED for x in self.seeds):
+            raise ValueError(f"methods[{self.name}].seeds: expected a list of integers in [0, {MAX_SEED}], got "
+                             f"{self.seeds!r:.100}")
         if self.model is None and self.name not in all_reference_methods():
             raise ValueError(f"methods[{self.name}]: expected a reference method {all_reference_methods()} or a model "
                              f"directory (model: ...)")
@@ -351,7 +417,15 @@ class BenchRun:
         methods = raw["methods"]
         if not isinstance(methods, list) or not all(isinstance(m, dict) for m in methods):
             raise ValueError(f"{path}: methods: expected a list of mappings, got {methods!r:.100}")
-        specs = [MethodSpec(**m) for m in methods]
+        known = [f.name for f in fields(MethodSpec)]
+        for i, m in enumerate(methods):
+            if set(m) - set(known) or "name" not in m:
+                raise ValueError(f"{path}: methods[{i}]: expected keys among {known} with name, got "
+                                 f"{sorted(map(str, m))}")
+        try:
+            specs = [MethodSpec(**m) for m in methods]
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
         names = [m.name for m in specs]
         if len(set(names)) < len(names):
             raise ValueError(f"{path}: methods: names must be distinct, got {names}")
@@ -432,7 +506,7 @@ def run_bench(
     from .evaluate import EvalSettings, evaluate_dirs
     from .report import markdown_table, write_report
 
-    out = Path(out_dir)
+    out = check_output_dir(out_dir)  # a file there: refused before any work
     cfg = run.split
     settings = copy.copy(settings or EvalSettings())
     settings.mode = "rerender" if cfg.observed == "rerender" else "joint"

@@ -192,20 +192,45 @@ def prepare_source(
     return SourceInputs(scaled, scale, geometry, tracks, notes)
 
 
+def check_target_specs(specs: list[str]) -> None:
+    """Every target that is not a camera file is a trajectory spec within its range (``parse_spec``), checked before
+    anything is loaded; ``ValueError`` naming ``--target`` and the spec otherwise. Files are read later."""
+    from mvtrack.geometry.trajectories import parse_spec
+
+    for spec in specs:
+        path, at, _ = spec.rpartition("@")
+        if Path(spec).is_file() or (at and Path(path).is_file()) or "/" in spec or spec.endswith(".txt"):
+            continue
+        try:
+            parse_spec(spec)
+        except ValueError as e:
+            raise ValueError(f"--target {spec}: {e}") from None
+
+
 def target_views(inputs: SourceInputs, specs: list[str], seed: int = 0, absolute: bool = False):
     """``(w2c (T, 4, 4), K (T, 3, 3))`` of each target spec (``data.source.target_cameras``) in the scaled scene:
-    files follow the source's crop and scale; orbits and arcs turn about the scene's median depth."""
+    files follow the source's crop and scale; orbits and arcs turn about the scene's median depth.
+
+    A bad spec, or cameras that end up non-finite, are a ``ValueError`` naming ``--target`` and the spec."""
     out = []
     depth = inputs.geometry.median_depth() if inputs.geometry is not None and inputs.geometry.valid.any() else None
     for i, spec in enumerate(specs):
         generator = torch.Generator().manual_seed(seed + i)
         is_file = camera_file(spec) is not None
-        w2c, K = target_cameras(spec, inputs.source, generator, absolute, center_depth=depth)
+        try:
+            w2c, K = target_cameras(spec, inputs.source, generator, absolute, center_depth=depth)
+        except ValueError as e:
+            if is_file:  # read_re10k's errors name the file and line
+                raise
+            raise ValueError(f"--target {spec}: {e}") from None
         if is_file and absolute:  # poses written in the file's (unscaled) world
             w2c = scale_cameras(w2c, inputs.scale)
         elif is_file:  # relative motion of a file: its translations in its own units, scaled like the source's
             rel = w2c @ torch.linalg.inv(inputs.source.w2c[:1])
             w2c = scale_cameras(rel, inputs.scale) @ inputs.source.w2c[:1]
+        if not (torch.isfinite(w2c).all() and torch.isfinite(K).all()):
+            raise ValueError(f"--target {spec}: its cameras are not finite in the source's scene (scaled by "
+                             f"{inputs.scale:.3g}); expected poses and intrinsics of a camera file's documented ranges")
         out.append((w2c, K))
     return out
 

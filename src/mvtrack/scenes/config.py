@@ -13,6 +13,10 @@ LAYOUTS = ("objects", "room")  # primitives on a ground under a sky dome; a Real
 ROOM_VIEWS = ("interleaved", "ahead", "offset")
 
 
+# Largest values of a clip's sizes (those of the training config's data section; tracks: what a clip can carry)
+SYNTH_LIMITS = {"views": 64, "frames": 4096, "height": 8192, "width": 8192, "num_tracks": 65536}
+
+
 @dataclass
 class SynthConfig:
     views: int = 4  # cameras per clip
@@ -35,10 +39,10 @@ class SynthConfig:
     extra: dict = field(default_factory=dict)  # free-form notes carried into each clip's metadata
 
     def __post_init__(self):
-        for name in ("views", "frames", "height", "width", "num_tracks"):
+        for name, hi in SYNTH_LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SynthConfig.{name}: expected a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= hi:
+                raise ValueError(f"SynthConfig.{name}: expected an integer in [1, {hi}], got {value!r}")
         if self.query_view is not None and not 0 <= self.query_view < self.views:
             raise ValueError(f"SynthConfig.query_view: expected None or a view index in [0, {self.views}), got "
                              f"{self.query_view!r}")

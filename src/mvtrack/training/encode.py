@@ -11,8 +11,10 @@ import torch
 from mvtrack.data import ReadStats, ShardWriter, iter_shard, list_shards
 from mvtrack.defaults import CAPTION, LATENT_DTYPES
 from mvtrack.data.latents import LatentClip, codec_fingerprint
+from mvtrack.devices import resolve_device
 from mvtrack.models.pretrained import load_vae_codec
 from mvtrack.models.text import MAX_LENGTH, load_text_encoder
+from mvtrack.outputs import check_output_dir
 
 DTYPES = {name: getattr(torch, name) for name in LATENT_DTYPES}
 # the caption of clips that carry none: the trainer's default (TextConfig.default_caption)
@@ -61,7 +63,8 @@ def encode_shards(model: str | Path, source, out_dir: str | Path, clips_per_shar
     """
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {sorted(DTYPES)}, got {dtype!r}")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+    device = resolve_device(device)  # before anything is read: cuda without CUDA is an error naming --device
+    check_output_dir(out_dir)
     codec = load_vae_codec(model)
     codec.vae.to(device)
     encoder = None

@@ -32,6 +32,7 @@ from mvtrack.data.latents import LatentClip, codec_fingerprint
 from mvtrack.data.source_geometry import clip_stereo_tracks, scale_cameras
 from mvtrack.models import WanVAECodec, camera_condition
 from mvtrack.models.text import has_text_encoder, load_text_encoder
+from mvtrack.devices import resolve_device
 from mvtrack.outputs import check_output_dir
 from mvtrack.tracking import TrackSupervision
 
@@ -86,6 +87,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, resume: bool = True):
         self.config = config
+        # device strings first, before anything is built: cuda without CUDA is one error naming the key
+        render = resolve_device(config.data.render_device, "data.render_device")
+        text_device = resolve_device(config.text.device, "text.device")
         cuda = torch.cuda.is_available()
         precision = config.mixed_precision if config.mixed_precision != "auto" else ("bf16" if cuda else "no")
         if config.weight_dtype != "float32" and precision != "bf16":
@@ -96,7 +100,7 @@ class Trainer:
         self.strategy = strategy(acc)  # single, ddp, fsdp2 or deepspeed
         self.output_dir = Path(config.output_dir)
 
-        render_device = acc.device if config.data.render_device == "auto" else torch.device(config.data.render_device)
+        render_device = acc.device if config.data.render_device == "auto" else render
         # monocular clips (one view) train CVD when every sample becomes pseudo-views of its view 0
         self.batches = TrainBatches(config.data, config.batch_size, config.grad_accum, acc.process_index,
                                     acc.num_processes, render_device,
@@ -117,7 +121,7 @@ class Trainer:
             if self.text.dim != model.wan.config.text_dim:
                 raise ValueError(f"model {config.model}: its text encoder embeds in {self.text.dim} dimensions, the "
                                  f"transformer's cross-attention reads {model.wan.config.text_dim}")
-            self.text.to(acc.device if config.text.device == "auto" else torch.device(config.text.device))
+            self.text.to(acc.device if config.text.device == "auto" else text_device)
         # every parameter preset trains (sorted names); partial runs save only these and rebuild the rest
         self.trainable = trainable_names(model, preset, config.also_train, text=uses_text)
         apply_trainable(model, self.trainable, config.weight_dtype)
@@ -323,6 +327,15 @@ class Trainer:
         the conditioner's ``max_token_tracks`` prefix is a fresh random subset at every step."""
         cfg = self.config.track2view
         if paired is None:
+            where = f"data.source {self.config.data.source}: the clips carry no"
+            fix = "`mvtrack prepare-tracks --method auto` (known, moving cameras)"
+            if cfg.source == "oracle" and clip.tracks3d is None:
+                raise ValueError(f"{where} 3D tracks, which track2view.source: oracle pairs with every view; write "
+                                 f"them with {fix}, or use track2view.source: stereo (depth from the frames)")
+            if cfg.source == "source_depth" and clip.depth is None:
+                raise ValueError(f"{where} depth, which track2view.source: source_depth lifts view 0's tracks with; "
+                                 f"use track2view.source: stereo (depth from the frames), or oracle on the tracks and "
+                                 f"3D points of {fix}")
             paired = oracle_tracks(clip) if cfg.source == "oracle" else source_depth_tracks(clip)
         paired = paired.select(frames=self.codec.camera_frames(clip.num_frames)).scaled(1 / self.codec.spatial_factor)
         B, N = paired.tracks.shape[0], paired.num_tracks
