@@ -79,28 +79,7 @@ class MultiViewClip:
         """Check every tensor's shape and dtype against SCHEMA; raise ``ValueError`` naming the field."""
         if self.video.dim() not in (5, 6):
             raise ValueError(f"MultiViewClip.video: expected (V, T, 3, H, W) or (B, V, T, 3, H, W), got {tuple(self.video.shape)}")
-        batch = ("B",) if self.video.dim() == 6 else ()
-        dims: dict[str, int] = {}
-        for name, (axes, kind) in SCHEMA.items():
-            value = getattr(self, name)
-            if value is None:
-                if name not in OPTIONAL:
-                    raise ValueError(f"MultiViewClip.{name}: required")
-                continue
-            letters = batch + tuple(axes.split())
-            if not isinstance(value, torch.Tensor) or value.dim() != len(letters):
-                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"MultiViewClip.{name}: expected ({', '.join(letters)}), got {got}")
-            for letter, n in zip(letters, value.shape):
-                expected = int(letter) if letter.isdigit() else dims.setdefault(letter, n)
-                if n != expected:
-                    raise ValueError(
-                        f"MultiViewClip.{name}: expected ({', '.join(letters)}) with {letter} = {expected}, got {tuple(value.shape)}"
-                    )
-            ok = {"float": value.is_floating_point(), "bool": value.dtype == torch.bool,
-                  "int": not value.is_floating_point() and value.dtype != torch.bool}[kind]
-            if not ok:
-                raise ValueError(f"MultiViewClip.{name}: expected a {kind} tensor, got {value.dtype}")
+        check_schema(self, SCHEMA, OPTIONAL, batched=self.video.dim() == 6)
         for name in ("w2c", "K"):
             if not torch.isfinite(getattr(self, name)).all():
                 raise ValueError(f"MultiViewClip.{name}: contains NaN or inf")
@@ -117,6 +96,37 @@ class MultiViewClip:
 
     def unbatch(self) -> list["MultiViewClip"]:
         return [self[i] for i in range(self.video.shape[0])]
+
+
+def check_schema(clip, schema: dict, optional: tuple, batched: bool, own_rows: tuple = ()) -> None:
+    """Check each field of ``clip`` named in ``schema`` (name -> (axis letters, dtype kind)): present unless
+    ``optional``, its shape (letters shared across fields agree; digits are exact; a leading B when ``batched``) and
+    its dtype kind; ``ValueError`` naming ``Class.field`` otherwise. Fields in ``own_rows`` have a first axis of their
+    own per field (e.g. text tokens) and share only the last one."""
+    owner = type(clip).__name__
+    dims: dict[str, int] = {}
+    for name, (axes, kind) in schema.items():
+        value = getattr(clip, name)
+        if value is None:
+            if name not in optional:
+                raise ValueError(f"{owner}.{name}: required")
+            continue
+        letters = ("B",) * batched + tuple(axes.split())
+        if name in own_rows:
+            letters = letters[:-2] + (f"{name}_rows", letters[-1])
+        if not isinstance(value, torch.Tensor) or value.dim() != len(letters):
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"{owner}.{name}: expected ({', '.join(letters)}), got {got}")
+        for letter, n in zip(letters, value.shape):
+            expected = int(letter) if letter.isdigit() else dims.setdefault(letter, n)
+            if n != expected:
+                raise ValueError(
+                    f"{owner}.{name}: expected ({', '.join(letters)}) with {letter} = {expected}, got {tuple(value.shape)}"
+                )
+        ok = {"float": value.is_floating_point(), "bool": value.dtype == torch.bool,
+              "int": not value.is_floating_point() and value.dtype != torch.bool}[kind]
+        if not ok:
+            raise ValueError(f"{owner}.{name}: expected a {kind} tensor, got {value.dtype}")
 
 
 def collate(clips: list[MultiViewClip]) -> MultiViewClip:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .clip import check_schema
+
 # name -> (shape in axis letters, dtype kind) of one unbatched latent clip; T counts video frames, F latent frames
 LATENT_SCHEMA = {
     "latents": ("V F C h w", "float"),
@@ -53,27 +55,7 @@ class LatentClip:
     meta: dict | list = field(default_factory=dict)
 
     def __post_init__(self):
-        batched = self.latents.dim() == 6
-        dims: dict[str, int] = {}
-        for name, (axes, kind) in LATENT_SCHEMA.items():
-            value = getattr(self, name)
-            if value is None:
-                if name not in LATENT_OPTIONAL:
-                    raise ValueError(f"LatentClip.{name}: required")
-                continue
-            letters = ("B",) * batched + tuple(axes.split())
-            if name in ("text", "text_empty"):  # rows differ per clip: only D is shared
-                letters = letters[:-2] + (f"{name}_rows", "D")
-            if not isinstance(value, torch.Tensor) or value.dim() != len(letters):
-                got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"LatentClip.{name}: expected ({', '.join(letters)}), got {got}")
-            for letter, n in zip(letters, value.shape):
-                expected = int(letter) if letter.isdigit() else dims.setdefault(letter, n)
-                if n != expected:
-                    raise ValueError(f"LatentClip.{name}: expected ({', '.join(letters)}) with {letter} = {expected}, "
-                                     f"got {tuple(value.shape)}")
-            if (kind == "bool") != (value.dtype == torch.bool) or (kind == "float" and not value.is_floating_point()):
-                raise ValueError(f"LatentClip.{name}: expected a {kind} tensor, got {value.dtype}")
+        check_schema(self, LATENT_SCHEMA, LATENT_OPTIONAL, self.latents.dim() == 6, own_rows=("text", "text_empty"))
         metas = self.meta if isinstance(self.meta, list) else [self.meta]
         if not all(isinstance(m, dict) and isinstance(m.get("size"), list) and len(m["size"]) == 2 for m in metas):
             raise ValueError("LatentClip.meta: expected the video size as meta['size'] = [H, W]")
