@@ -2,6 +2,7 @@
 # Issue 19's experiment (protocol in docs/results.md): skip designs `gate` and `head`, 2 seeds each, fine-tuned from
 # weights/mvtrack-S on the same 400 pre-rendered engine clips with stereo tracks; then the real-footage benchmark
 # (near, far) and the engine's held-out split for every model. Resumable: finished runs and benches are skipped.
+# The reference rows (no learning, the same for every model) are scored once per split, in bench_<task>_refs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-outputs/real_default_cpu}
@@ -20,21 +21,24 @@ for seed in 0 1; do
     fi
   done
 done
+bench() {  # bench OUT_DIR ARGS...: skipped when OUT_DIR/summary.json exists
+  local dir=$1; shift
+  [ -f "$dir/summary.json" ] || python -m mvtrack bench --no-cameras --out "$dir" "$@"
+}
 for task in near far; do
+  bench $OUT/bench_${task}_refs --config configs/bench/re10k/$task.yaml --method stereo_splat --method copy_source
   for seed in 0 1; do
     for arm in gate head; do
-      bench=$OUT/bench_${task}_${arm}_s$seed
-      [ -f "$bench/summary.json" ] || python -m mvtrack bench --config configs/bench/re10k/$task.yaml --no-cameras \
-        --method stereo_splat --method copy_source --checkpoint $OUT/${arm}_s$seed/final --out "$bench"
+      bench $OUT/bench_${task}_${arm}_s$seed --config configs/bench/re10k/$task.yaml --checkpoint $OUT/${arm}_s$seed/final
     done
   done
 done
+bench $OUT/bench_engine_refs --config configs/bench/heldout.yaml --no-tracks --method stereo_splat \
+  --method source_depth_splat --method copy_source
 for seed in 0 1; do
   for arm in gate head; do
-    bench=$OUT/bench_engine_${arm}_s$seed
-    [ -f "$bench/summary.json" ] || python -m mvtrack bench --config configs/bench/heldout.yaml --no-cameras \
-      --method stereo_splat --method source_depth_splat --method copy_source \
-      --checkpoint $OUT/${arm}_s$seed/final --out "$bench"
+    bench $OUT/bench_engine_${arm}_s$seed --config configs/bench/heldout.yaml --no-tracks \
+      --checkpoint $OUT/${arm}_s$seed/final
   done
 done
 python scripts/summarize_real_default_experiment.py "$OUT"

@@ -1,7 +1,7 @@
 """Table of issue 19's experiment (scripts/real_default_experiment_cpu.sh) for docs/results.md, and its decision.
 
 Reads OUT/bench_<task>_<arm>_s<seed>/summary.json (mvtrack bench on the real split <task> = near, far, and on the
-engine's held-out split for <task> = engine) and prints, per arm and task, PSNR / SSIM of each seed, their mean and
+engine's held-out split for <task> = engine) and the reference rows of OUT/bench_<task>_refs/summary.json and prints, per arm and task, PSNR / SSIM of each seed, their mean and
 spread (half the difference of the two seeds), the reference rows, and what the protocol's decision rule says.
 
     python scripts/summarize_real_default_experiment.py outputs/real_default_cpu
@@ -52,6 +52,9 @@ def main(out: Path) -> None:
                          + f" | {p.mean():.2f} ± {spread[0]:.2f} | {q.mean():.3f} ± {spread[1]:.3f} |")
             for r in found.values():
                 refs.update({k: score(v) for k, v in r.items() if k in REFERENCES})
+        ref_path = out / f"bench_{task}_refs" / "summary.json"  # the reference rows, scored once per split
+        if ref_path.is_file():
+            refs.update({k: score(v) for k, v in json.loads(ref_path.read_text()).items() if k in REFERENCES})
         for name, (p, q) in refs.items():
             lines.append(f"| {task} | {name} (reference) | " + " | ".join("" for _ in seeds) + f" | {p:.2f} | {q:.3f} |")
     print("\n".join(lines))
