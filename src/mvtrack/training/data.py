@@ -57,7 +57,6 @@ class TrainBatches:
                 raise ValueError(f"data.source: the shards at {data.source} hold no readable clips")
             self._loader: Iterator | None = None
             self._next: tuple[int, int] | None = None  # the (step, micro) the loader yields next
-            self._last: tuple[tuple[int, int], MultiViewClip | LatentClip] | None = None
             self._orders: dict[int, list[int]] = {}
             first = self.peek()
             _Collate(data, self.min_views)([(first, [])])  # a clip of the wrong size is refused here, in one line
@@ -79,7 +78,7 @@ class TrainBatches:
         n = len(self.clips)
         return [self._order(k // n)[k % n] for k in self.clip_indices(step, micro)]
 
-    def _order(self, epoch: int) -> list[int]:
+    def _order(self, epoch: int) -> list[int] | range:
         if not self.data.shuffle:
             return range(len(self.clips))
         if epoch not in self._orders:
@@ -93,8 +92,6 @@ class TrainBatches:
             ids = self.clip_indices(step, micro)
             clip = render_clips(self.synth, [clip_seed(self.data.seed, k, "train") for k in ids], self.device)
             return crop_clip(clip, self.data, self.min_views).to(self.device)
-        if self._last is not None and self._last[0] == (step, micro):  # asked again (e.g. calibration)
-            return self._last[1]
         if self._loader is None or self._next != (step, micro):
             self.close()
             self._loader = iter(DataLoader(
@@ -106,9 +103,7 @@ class TrainBatches:
             warnings.warn(message, stacklevel=2)
         self.stats.skipped_samples += len(skipped)
         self._next = (step, micro + 1) if micro + 1 < self.grad_accum else (step + 1, 0)
-        clip = clip.to(self.device)
-        self._last = ((step, micro), clip)
-        return clip
+        return clip.to(self.device)
 
     def close(self) -> None:
         """Stop the loader's worker processes (a later ``get`` starts new ones)."""
