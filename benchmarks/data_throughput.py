@@ -5,7 +5,8 @@ in each shard format, including the issue's 2-view, 81-frame 480x832 clip.
 
 Frames are a panning, zooming view of a procedural texture (smooth colour fields, edges and fine noise), so codecs
 see motion and detail; real footage compresses differently, so read the sizes as indicative. Prints markdown tables;
-run ``python benchmarks/data_throughput.py [--clips 8] [--workers 1 2] [--only shards latents multicam re10k kubric]``.
+run ``python benchmarks/data_throughput.py [--clips 8] [--workers 1 2] [--only shards trainer latents multicam re10k
+kubric]``. The ``trainer`` rows time the training loop's own reader (``TrainBatches``: ``data.workers`` 0, 1, 2).
 The cached-latents row reads shards of what ``mvtrack encode`` writes for the same clip (Wan2.1's latent and text
 shapes, float16), without the VAE: training from them skips the VAE's encoding, which is not timed here.
 """
@@ -30,6 +31,7 @@ from mvtrack.data import (
     MultiViewClip,
     MultiViewKubric,
     RealEstate10K,
+    ShardClips,
     ShardDataset,
     collate,
     encode_clip,
@@ -115,6 +117,40 @@ def bench_shards(root: Path, args) -> list[tuple]:
             r = rate(ShardDataset(out, shuffle=False), workers, args.clips)
             rows.append((f"shards, {fmt} video", f"{V}x{T}x{H}x{W}, 256 tracks", workers, r, f"{mb:.2f}"))
     return rows
+
+
+def train_rate(source: Path, workers: int, clips: int, world: int = 2) -> float:
+    """Steady-state clips per second of the trainer's own reader (``TrainBatches``) on rank 0 of ``world``: each rank
+    reads only its share, so ``clips`` positions of the stream cost this rank ``clips / world`` reads. Timed over the
+    second ``clips // world`` micro-batches of 1 clip (the first start the workers)."""
+    from mvtrack.training import TrainConfig
+    from mvtrack.training.data import TrainBatches
+
+    first = ShardClips(source)[0]
+    V, T, (H, W) = first.num_views, first.num_frames, first.size
+    data = TrainConfig(data={"source": str(source), "views": V, "frames": T, "height": H, "width": W,
+                             "workers": workers, "shuffle": False}).data
+    batches = TrainBatches(data, batch_size=1, grad_accum=1, rank=0, world=world)
+    steps = clips // world
+    for step in range(steps):
+        batches.get(step)
+    start = time.perf_counter()
+    for step in range(steps, 2 * steps):
+        batches.get(step)
+    elapsed = time.perf_counter() - start
+    batches.close()
+    return steps / elapsed
+
+
+def bench_trainer(root: Path, args) -> list[tuple]:
+    """The trainer's reader on mp4 shards (``data.workers`` 0 = in the training process)."""
+    V, T, H, W = args.shard_shape
+    out = root / "shards-mp4"
+    if not out.is_dir():
+        write_shards([clip_of(pan_frames(V, T, H, W))] * args.clips, out, clips_per_shard=1, video_format="mp4")
+    mb = sum(p.stat().st_size for p in out.glob("*.tar")) / args.clips / 2**20
+    return [(f"trainer (`data.workers`), rank 0 of 2, mp4 video", f"{V}x{T}x{H}x{W}, 256 tracks", workers,
+             train_rate(out, workers, args.clips), f"{mb:.2f}") for workers in [0, *args.workers]]
 
 
 def latent_clip_of(clip: MultiViewClip, caption_tokens: int = 32, text_dim: int = 4096) -> LatentClip:
@@ -203,7 +239,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clips", type=int, default=8, help="clips per timed epoch")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--only", nargs="+", default=["shards", "latents", "multicam", "re10k", "kubric", "sizes"])
+    parser.add_argument("--only", nargs="+",
+                        default=["shards", "trainer", "latents", "multicam", "re10k", "kubric", "sizes"])
     parser.add_argument("--shard-shape", type=int, nargs=4, default=[2, 21, 480, 832], metavar=("V", "T", "H", "W"))
     parser.add_argument("--multicam-source", type=int, default=1280, help="square source size (the dataset: 1280)")
     parser.add_argument("--multicam-frames", type=int, default=81)
@@ -216,7 +253,8 @@ def main():
     args = parser.parse_args()
     print(f"{datetime.date.today()}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; CPU only, synthetic fixtures")
-    benches = [(name, bench) for name, bench in (("shards", bench_shards), ("latents", bench_latents),
+    benches = [(name, bench) for name, bench in (("shards", bench_shards), ("trainer", bench_trainer),
+                                                 ("latents", bench_latents),
                                                  ("multicam", bench_multicam),
                                                  ("re10k", bench_re10k), ("kubric", bench_kubric)) if name in args.only]
     if benches:
@@ -225,7 +263,8 @@ def main():
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for _, bench in benches:
             for source, shape, workers, r, mb in bench(Path(tmp), args):
-                print(f"| {source} | {shape} | {workers} | {r:.2f} | {r / workers:.2f} | {mb} |", flush=True)
+                per = f"{r / workers:.2f}" if workers else "-"
+                print(f"| {source} | {shape} | {workers} | {r:.2f} | {per} | {mb} |", flush=True)
     if "sizes" in args.only:
         V, T, H, W = args.size_shape
         print(f"\n| video format | MiB for one {V}-view, {T}-frame {H}x{W} clip | encode seconds |")

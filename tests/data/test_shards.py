@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from mvtrack.data import ReadStats, ShardDataset, collate, iter_shard, list_shards, write_shards
+from mvtrack.data import (ReadStats, ShardClips, ShardDataset, ShardError, collate, iter_shard, list_shards,
+                          write_shards)
 
 
 def _assert_same(a, b):
@@ -79,6 +80,40 @@ def test_dataset_splits_shards_over_workers(tmp_path, small_clips):
     loader = DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate)
     seen = [m["seed"] for batch in loader for m in batch.meta]
     assert sorted(seen) == sorted(single)  # every clip once, across both workers
+
+
+def test_shard_clips_read_any_clip_by_index(tmp_path, small_clips):
+    """Random access from an index of the tar headers: clip i is the i-th sample of the sorted shards."""
+    write_shards(small_clips, tmp_path, clips_per_shard=2, video_format="png")
+    clips = ShardClips(tmp_path)
+    assert len(clips) == 5 and clips.stats.shards == 3
+    for i in (4, 0, 3):  # any order
+        _assert_same(clips[i], small_clips[i])
+
+
+def test_shard_clips_keep_the_complete_clips_of_a_truncated_shard(tmp_path, small_clips):
+    write_shards(small_clips, tmp_path, clips_per_shard=5)
+    path = tmp_path / "shard-000000.tar"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * 0.55)])
+    with pytest.warns(UserWarning, match="truncated or corrupt"):
+        clips = ShardClips(tmp_path)
+    assert len(clips) == len(list(iter_shard(path))) >= 1 and clips.stats.corrupt_shards == 1
+    for i in range(len(clips)):
+        _assert_same(clips[i], small_clips[i])
+
+
+def test_shard_clips_name_a_sample_that_does_not_decode(tmp_path, small_clips):
+    write_shards(small_clips[:2], tmp_path, clips_per_shard=8)
+    path = tmp_path / "shard-000000.tar"
+    clips = ShardClips(tmp_path)
+    suffix, offset, size = next(m for m in clips.samples[1].members if m[0] == "tracks.npy")
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 6] = b"garbag"  # the .npy magic
+    path.write_bytes(bytes(data))
+    _assert_same(clips[0], small_clips[0])
+    with pytest.raises(ShardError, match="sample 000000001: field tracks is not a valid .npy"):
+        clips[1]
 
 
 def test_list_shards_errors(tmp_path):

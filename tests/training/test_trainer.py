@@ -186,15 +186,15 @@ def test_export_checkpoint_half_precision(tmp_path):
 
 
 def test_shard_batches_follow_the_clip_stream(tmp_path):
-    """Shard data: micro-batch (step, micro, rank) holds clips k of the sorted shard stream, cycling, also when
-    the reader starts mid-stream (as after a resume)."""
+    """Shard data unshuffled: micro-batch (step, micro, rank) holds clips k of the sorted shard stream, cycling, also
+    when the reader starts mid-stream (as after a resume)."""
     from mvtrack.data import write_shards
     from mvtrack.scenes import SynthConfig, render_clips
 
     clips = render_clips(SynthConfig(views=2, frames=2, height=16, width=16, num_tracks=4), list(range(5))).unbatch()
     write_shards(clips, tmp_path / "shards", clips_per_shard=2)
     data = TrainConfig(
-        data={"source": str(tmp_path / "shards"), "views": 1, "frames": 2, "height": 16, "width": 16}
+        data={"source": str(tmp_path / "shards"), "views": 1, "frames": 2, "height": 16, "width": 16, "shuffle": False}
     ).data
     seeds = [c.meta["seed"] for c in clips]
     rank1 = TrainBatches(data, batch_size=2, grad_accum=1, rank=1, world=2)

@@ -1,7 +1,7 @@
 """Data: the MultiViewClip sample format, shards, datasets, readers of published datasets, track-pair sampling."""
 
 from .clip import MultiViewClip, collate
-from .datasets import ShardDataset
+from .datasets import ShardClips, ShardDataset
 from .paired import PairedTracks, lift_tracks, oracle_tracks, paired_tracks, source_depth_tracks
 from .pairs import PAIR_KINDS, TrackPairs, sample_pairs
 from .pseudo_views import homography_pseudo_views, monocular_clip, pseudo_homographies, smooth_rotations
@@ -46,6 +46,7 @@ __all__ = [
     "ReaderDataset",
     "RealEstate10K",
     "RealTracks",
+    "ShardClips",
     "ShardDataset",
     "ShardError",
     "ShardWriter",

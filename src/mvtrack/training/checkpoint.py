@@ -32,7 +32,10 @@ _STEP = re.compile(r"step_(\d+)")
 # config keys a resumed run may change: they decide how often things are written, not what is trained.
 # max_steps changes the cosine schedule from the resumed step on; it is allowed (training longer) and recorded.
 RESUMABLE = ("output_dir", "max_steps", "log_every", "checkpoint_every", "keep_checkpoints", "tensorboard",
-             "gradient_checkpointing", "data.render_device")
+             "gradient_checkpointing", "data.render_device", "data.workers")
+# keys added to the config after runs were written, with the value in effect before them: a run whose config lacks one
+# resumes only under that value
+ADDED = {"data.shuffle": False}
 
 
 def list_checkpoints(output_dir: str | Path) -> list[tuple[int, Path]]:
@@ -73,10 +76,12 @@ def clean_temporary(output_dir: str | Path) -> list[Path]:
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> dict[str, tuple]:
     """``{dotted key: (old, new)}`` for every value that differs; keys missing from ``old`` (added to mvtrack
-    after the checkpoint was written) are skipped."""
+    after the checkpoint was written) are compared with their value before they existed (``ADDED``), else skipped."""
     changes = {}
     for k, v in new.items():
         if k not in old:
+            if ADDED.get(f"{prefix}{k}", v) != v:
+                changes[f"{prefix}{k}"] = (ADDED[f"{prefix}{k}"], v)
             continue
         if isinstance(v, dict) and isinstance(old[k], dict) and k != "tasks":
             changes.update(config_changes(old[k], v, f"{prefix}{k}."))

@@ -80,6 +80,11 @@ class DataConfig:
     # of surfaces textured with photographs (scenes/photos.py); the defaults keep the clips of earlier runs
     layouts: list = checked(check=_subset(LAYOUTS), factory=lambda: ["objects"])
     photo_prob: float = ranged(0.0, 0.0, 1.0)
+    # shard data: a new order of the clips each pass over them, seeded by ``seed`` and the pass (false: the shards'
+    # sorted order, as runs before this option), and the DataLoader worker processes that read and decode this rank's
+    # clips ahead of the step (0: in the training process). Workers change speed only, never the batches.
+    shuffle: bool = True
+    workers: int = ranged(2, 0, 64)
 
     def __post_init__(self):
         check_fields(self)

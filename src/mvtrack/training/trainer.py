@@ -408,9 +408,11 @@ class Trainer:
                 self.save(done)
         bar.close()
         stats = getattr(self.batches, "stats", None)
-        if stats is not None and (stats.skipped_samples or stats.corrupt_shards):
-            acc.print(f"data: skipped {stats.skipped_samples} corrupt sample(s) and cut {stats.corrupt_shards} "
-                      f"truncated shard(s) short while reading {stats.shards} shard(s) (this process)")
+        if stats is not None:
+            self.batches.close()
+            if stats.skipped_samples or stats.corrupt_shards:
+                acc.print(f"data: replaced {stats.skipped_samples} corrupt sample(s) by the next and cut "
+                          f"{stats.corrupt_shards} truncated shard(s) short among {stats.shards} shard(s) (this rank)")
         if acc.is_main_process:
             self.export(self.output_dir / "final")
         acc.wait_for_everyone()
