@@ -1,5 +1,5 @@
-"""Issue 19 diagnostic: the near split's dense stereo tracks splatted at the model's 64 px, at 128 px from upsampled 64 px
-frames, and at 128 px from the video's own frames, against the stereo_splat reference. Run from the repo root:
+"""Issue 19 diagnostic: the near split's dense stereo tracks splatted at the model's 64 px, at 128 px from upsampled
+64 px frames, and at 128 px from the video's own frames, against the stereo_splat reference. Run from the repo root:
 `python scripts/real_splat_resolution.py`."""
 import numpy as np, torch, torch.nn.functional as F
 from mvtrack.runners.bench import load_split
@@ -37,4 +37,5 @@ for clip in split.clip_ids():
         out.append(psnr(splat(source, target, geo, up, size), truth))
         if s > 1:
             out.append(psnr(splat(source, target, geo, source.at(size)[0], size), truth))
-    print(clip, "ref %.2f | 1x %.2f | 2x splat of upsampled 64 px frames %.2f | 2x splat of 128 px frames %.2f" % tuple(out), flush=True)
+    print(clip, "ref %.2f | 1x %.2f | 2x splat of upsampled 64 px frames %.2f | 2x splat of 128 px frames %.2f"
+          % tuple(out), flush=True)
