@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -158,6 +159,11 @@ def test_two_processes_on_gloo(tmp_path, extra):
            str(ROOT / "configs" / "accelerate" / "ddp.yaml"), "--num_processes", "2", "--mixed_precision", "no",
            str(script), str(tmp_path / "run")]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    if done.returncode != 0 and "terminate called without an active exception" in done.stderr:
+        # a rank aborted in gloo's teardown after end_training (seen once in 5 full-suite runs, 2-core AMD EPYC,
+        # 2026-12-03; never in isolation): run once more from scratch, every assertion below still applies
+        shutil.rmtree(tmp_path / "run", ignore_errors=True)
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     line = next(x for x in done.stdout.splitlines() if x.startswith("WORLD"))
     _, world, backend, diff = line.split()
