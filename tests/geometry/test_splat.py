@@ -42,3 +42,24 @@ def test_zbuffer_keeps_the_nearest_point_of_a_cell():
     both = zbuffer_visible(xy, torch.tensor([[1.0, 1.01, 2.0, 1.0, 1.0]]), torch.tensor([[True, True, True, True, False]]),
                            (8, 8), cell=1)
     assert both.tolist() == [[True, True, True, False, False]]  # same surface (within rtol); invalid point ignored
+
+
+def test_fill_holes_keeps_known_pixels_and_fills_holes_from_their_surroundings():
+    """Push-pull: known pixels unchanged; a hole inside a flat region takes its value; a hole between two regions
+    takes values between theirs, rising from one side to the other; nothing known: unchanged."""
+    from mvtrack.geometry import fill_holes
+
+    image = torch.zeros(2, 3, 16, 20)
+    image[:, :, :, :10] = 0.2
+    image[:, :, :, 10:] = 0.8
+    known = torch.ones(2, 1, 16, 20, dtype=torch.bool)
+    known[0, :, 4:8, 2:6] = False  # inside the 0.2 half
+    known[1, :, :, 8:12] = False  # a band across the edge
+    holes = torch.where(known, image, torch.full_like(image, 5.0))  # garbage under the holes
+    out = fill_holes(holes, known)
+    torch.testing.assert_close(out[known.expand_as(out)], image[known.expand_as(image)])
+    torch.testing.assert_close(out[0, :, 4:8, 2:6], torch.full((3, 4, 4), 0.2))
+    band = out[1, 0, 8, 8:12]
+    assert ((band >= 0.2) & (band <= 0.8)).all() and band[0] < band[-1] and (band.diff() >= 0).all()
+    nothing = torch.zeros(1, 1, 16, 20, dtype=torch.bool)
+    assert torch.equal(fill_holes(holes[:1], nothing), holes[:1])

@@ -178,3 +178,85 @@ def test_bf16_model_runs_with_tracks(batch):
     _open(model)
     out = model(x.bfloat16(), t, cam.bfloat16(), **tracks.model_inputs()).sample
     assert out.dtype == torch.bfloat16 and torch.isfinite(out).all()
+
+
+def test_a_splat_given_by_the_caller_replaces_the_pixel_paths_own(batch):
+    """``track_splat`` (a real source's splat made at a finer resolution): with the gate open, fully covered pixels
+    of x_0 are the given colours, the source view's channels are not read, and the model's own splat handed back
+    gives exactly its own output."""
+    x, t, cam, tracks = batch
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
+    _open(model)
+    with torch.no_grad():
+        model.conditioner.skip_gate.fill_(1 / model.conditioner.skip_scale)
+    tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+    _, own = model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+    inputs = tracks.model_inputs()
+    plain = model(x, t, cam, **inputs).sample
+    given = own.clone()
+    given[:, 0] = 7.0  # the source view: never read
+    assert torch.equal(model(x, t, cam, **inputs, track_splat=given).sample, plain)
+    given[:, 1, :, :3] = 0.25
+    out = model(x, t, cam, **inputs, track_splat=given).sample
+    x0 = x - t[..., None, None, None] / 1000 * out  # the clean frames predicted (the output is a velocity)
+    full = (own[:, 1, :, 3:] == 1).expand_as(x[:, 1])
+    assert full.any() and torch.allclose(x0[:, 1][full], torch.full_like(x0[:, 1][full], 0.25), atol=1e-4)
+    assert not torch.equal(out[:, 1], plain[:, 1])
+    with pytest.raises(ValueError, match="track_splat"):
+        model(x, t, cam, **inputs, track_splat=given[..., :16])
+
+
+def test_a_pixel_head_added_to_a_trained_skip_and_removed_again(batch, tmp_path):
+    """``extend_track_conditioner``: a head added starts at zero (outputs unchanged); trained (here: perturbed), it
+    changes them; removed (``pixel_head=0``), the model is the headless one again, and reloads as saved."""
+    x, t, cam, tracks = batch
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
+    _open(model)
+    inputs = tracks.model_inputs()
+    with torch.no_grad():
+        base = model(x, t, cam, **inputs).sample
+        model.extend_track_conditioner(pixel_head=8, skip_init=1.0, skip_fixed=True)
+        gated = model(x, t, cam, **inputs).sample
+        assert model.conditioner.pixel_head is not None and not isinstance(model.conditioner.skip_gate,
+                                                                         torch.nn.Parameter)
+        torch.nn.init.normal_(model.conditioner.pixel_head[-1].weight, std=0.1)
+        assert not torch.allclose(model(x, t, cam, **inputs).sample, gated)
+        model.extend_track_conditioner(pixel_head=0)
+        assert model.conditioner.pixel_head is None and model.config.track_conditioner["pixel_head"] == 0
+        torch.testing.assert_close(model(x, t, cam, **inputs).sample, gated)
+        assert not torch.allclose(gated, base)  # the gate moved from 0 to 1
+        model.save_pretrained(tmp_path)
+        again = MultiViewTransformer.from_pretrained(tmp_path)
+        assert again.conditioner.pixel_head is None
+        torch.testing.assert_close(again(x, t, cam, **inputs).sample, gated)
+
+
+def test_hole_fill_starts_closed_and_opens_onto_the_filled_splat(batch):
+    """``hole_fill``: added to a trained skip, outputs are unchanged (its gate at 0); with both gates at 1, x_0 is
+    the splat where tracks fully land and the splat's fill (``geometry.fill_holes``) where none does."""
+    from mvtrack.geometry import fill_holes
+
+    x, t, cam, tracks = batch
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
+    _open(model)
+    inputs = tracks.model_inputs()
+    with torch.no_grad():
+        model.extend_track_conditioner(skip_init=1.0, skip_fixed=True)
+        before = model(x, t, cam, **inputs).sample
+        model.extend_track_conditioner(hole_fill=True)
+        assert torch.equal(model(x, t, cam, **inputs).sample, before)
+        model.conditioner.hole_gate.fill_(1 / model.conditioner.skip_scale)
+        x0 = x - t[..., None, None, None] / 1000 * model(x, t, cam, **inputs).sample
+        tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+        _, splat = model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+    warped, coverage = splat[0, 1, :, :3], splat[0, 1, :, 3:]
+    filled = fill_holes(warped, coverage > 0)
+    hole, full = (coverage == 0).expand_as(warped), (coverage >= 1).expand_as(warped)
+    assert hole.any() and full.any()
+    torch.testing.assert_close(x0[0, 1][hole], filled[hole], atol=1e-4, rtol=0)
+    torch.testing.assert_close(x0[0, 1][full], warped[full], atol=1e-4, rtol=0)
+    closed = x - t[..., None, None, None] / 1000 * before  # the network's own x_0 in the holes
+    assert not torch.allclose(x0[0, 1][hole], closed[0, 1][hole], atol=1e-3)

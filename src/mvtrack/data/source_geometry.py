@@ -22,7 +22,9 @@ import cv2
 import numpy as np
 import torch
 
-from mvtrack.geometry import StereoDepth, camera_centers, fill_depth, plane_sweep_depth, project, unproject_depth_map
+from mvtrack.geometry import (StereoDepth, camera_centers, carry_frames, fill_depth, plane_sweep_depth, project,
+                              unproject_depth_map)
+from mvtrack.geometry.cameras import resize_intrinsics
 from mvtrack.geometry.stereo import depth_consistency, neighbour_frames
 
 from .real_tracks import MODES, RealTracks
@@ -262,6 +264,54 @@ def dense_tracks(source: Source, geometry: SourceGeometry, grid_step: int = 1, e
     return RealTracks(pts[None].contiguous(), known[None], MODES[3], xy.float(), seen, seen=seen[None],
                       static=torch.ones(N, dtype=torch.bool), origin=origin,
                       cell=grid_step * source.size[1] / geometry.depth.shape[-1], weight=weight)
+
+
+def carry_source(source: Source, tracks: RealTracks, w2c: torch.Tensor, K: torch.Tensor, size: tuple[int, int]
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The source video carried along its ``dense_tracks`` into the cameras ``w2c (V, T, 4, 4)``, ``K (V, T, 3, 3)``
+    (pixels of the source's size), splatted at ``size`` from the video's own frames read again at that size
+    (``Source.at``): at the depth maps' resolution one lifted pixel covers one pixel, and none of the detail the
+    model's frame size averages away is lost before the splat. The one splat of ``stereo_splat`` and of
+    ``source_splat``.
+
+    Returns:
+        total (V, T, 3, H', W'), mass (V, T, 1, H', W') and coverage (V, T, 1, H', W'): ``geometry.carry_frames``'s
+        weighted splat and its unweighted mass, at ``size``.
+    """
+    (H, W), (Hs, Ws) = source.size, size
+    frames, K_source = source.at(size)
+    cell = None if tracks.cell is None else tracks.cell * Ws / W
+    fine = replace(tracks, cell=cell)
+    w2c_all = torch.cat([source.w2c[None], w2c.float()])[None]  # (1, 1 + V, T, 4, 4): view 0 the source
+    K_all = torch.cat([K_source[None], resize_intrinsics(K.float(), Ws / W, Hs / H)])[None]
+    paired = fine.paired(w2c_all, K_all, size)
+    out = [carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, v],
+                        paired.visible[:, v], paired.source_frame[:, v],
+                        None if paired.weight is None else paired.weight[:, v]) for v in range(1, w2c.shape[0] + 1)]
+    return tuple(torch.cat(parts) for parts in zip(*out))
+
+
+def source_splat(source: Source, tracks: RealTracks, w2c: torch.Tensor, K: torch.Tensor,
+                 size: tuple[int, int]) -> torch.Tensor:
+    """What a pixel model's Track2View pixel path would splat of the source into cameras ``w2c (V, T, 4, 4)``,
+    ``K (V, T, 3, 3)``, made from the video at ``size`` instead (``carry_source``, e.g. the geometry's resolution)
+    and reduced to the source's size: the colour is the mean of the fine splat's colours (each normalised by its
+    weight, as ``stereo_splat``'s) over the fine pixels some track reached; the coverage how much any track lands
+    there (the fine unweighted mass summed over the pixel, at most 1, as the conditioner's own splat counts it).
+    On real footage this splat is about 1 dB closer to the truth than one of the model-size frames (docs/results.md,
+    issue 19).
+
+    Returns:
+        (V, T, 4, H, W): colour in [0, 1] (0 where no track lands) and coverage in [0, 1].
+    """
+    (H, W), (Hs, Ws) = source.size, size
+    total, mass, coverage = carry_source(source, tracks, w2c, K, size)
+    hit = mass > 1e-6
+    colour = torch.where(hit, total / mass.clamp_min(1e-6), 0.0)  # each fine pixel's colour, as stereo_splat's
+    colour, hit, coverage = (torch.nn.functional.interpolate(x.flatten(0, 1).float(), size=(H, W), mode="area")
+                             .unflatten(0, x.shape[:2]) for x in (colour, hit, coverage))
+    colour = (colour / hit.clamp_min(1e-6)).clamp(0, 1)  # the mean over the fine pixels a track reached
+    return torch.cat([colour, (coverage * (Hs * Ws) / (H * W)).clamp(max=1.0)], 2)
 
 
 def _confirmed(xy: torch.Tensor, z: torch.Tensor, geometry: SourceGeometry, tolerance: float = 0.03) -> torch.Tensor:

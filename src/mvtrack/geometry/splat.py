@@ -169,3 +169,29 @@ def carry_frames(
         return total, mass, mass
     total = total.reshape(B, F, C + 1, H, W)
     return total[:, :, :C], total[:, :, C:], mass.reshape(B, F, 1, H, W)
+
+
+def fill_holes(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the pixels of ``image`` that ``known`` does not mark from the known ones around them, by push-pull: the
+    known pixels are averaged down a pyramid of 2x2 cells to where every cell holds some, and each level's holes
+    take the bilinearly upsampled level above. Known pixels are returned as they are; an image with no known
+    pixel stays as it is. Differentiable in ``image``.
+
+    Args:
+        image: (N, C, H, W).
+        known: (N, 1, H, W) bool.
+
+    Returns:
+        (N, C, H, W).
+    """
+    if image.dim() != 4 or known.shape != (image.shape[0], 1, *image.shape[-2:]):
+        raise ValueError(f"fill_holes: expected image (N, C, H, W) and known (N, 1, H, W), got {tuple(image.shape)} "
+                         f"and {tuple(known.shape)}")
+    weight = known.to(image.dtype)
+    if bool(known.all()) or not bool(known.any()) or min(image.shape[-2:]) < 2:
+        return image
+    total = F.avg_pool2d(image * weight, 2, ceil_mode=True)
+    mass = F.avg_pool2d(weight, 2, ceil_mode=True)
+    coarse = fill_holes(total / mass.clamp_min(1e-6), mass > 0)
+    up = F.interpolate(coarse, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.where(known, image, up)

@@ -33,6 +33,7 @@ class TrackConditionerConfig:
     skip_init: float = 0.0  # the skip gate's starting value (0: closed, the model starts as it was)
     skip_fixed: bool = False  # hold the gate at skip_init instead of learning it
     pixel_head: int = ranged(0, 0)  # width of a zero-initialised head on the skip's pixels (0: none)
+    hole_fill: bool = False  # the splat's holes filled from around them, added to x_0 by a gate from 0
 
     def __post_init__(self):
         check_fields(self)

@@ -24,7 +24,7 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from mvtrack.geometry import bilinear_sample, bilinear_splat, carry_frames
+from mvtrack.geometry import bilinear_sample, bilinear_splat, carry_frames, fill_holes
 
 
 def fourier_features(x: torch.Tensor, bands: int) -> torch.Tensor:
@@ -58,6 +58,11 @@ class TrackConditioner(nn.Module):
             and its coverage, whose output (zero-initialised, so the model starts unchanged) is added to the skip's
             result on generated frames. It corrects what the skip passes through at the pixels' own resolution
             (holes, splat artefacts), where the backbone predicts each 8x8 patch by one linear map.
+        hole_fill: fill the splat's holes (pixels no track lands on) from the covered pixels around them
+            (``geometry.fill_holes``) and add ``h * (1 - coverage) * (fill - x_0)`` to the skip's result on generated
+            frames, one learned gate per channel ``h`` starting at 0 (the model starts unchanged). At ``h = 1`` with
+            the gate at 1 the result is the splat where tracks land and the fill elsewhere, the classical reference's
+            image; the network's x_0 shows where ``h`` stays below 1.
         max_token_tracks: at most this many tracks, evenly strided through the given order, go through the
             tokens path (the trainer also shuffles the tracks of every sample); the pixel path takes them all.
             Dense tracks cover pixels, while the per-track transformer's cost grows with their number.
@@ -88,6 +93,7 @@ class TrackConditioner(nn.Module):
         skip_init: float = 0.0,
         skip_fixed: bool = False,
         pixel_head: int = 0,
+        hole_fill: bool = False,
     ):
         super().__init__()
         if not tokens and not pixels:
@@ -101,14 +107,15 @@ class TrackConditioner(nn.Module):
         if skip and not pixels:
             raise ValueError("track_conditioner.skip: needs the pixels path")
         self.max_token_tracks, self.frame_positions = max_token_tracks, frame_positions
-        if (skip_fixed or skip_init or pixel_head) and not skip:
-            raise ValueError("track_conditioner: skip_init, skip_fixed and pixel_head need skip")
+        if (skip_fixed or skip_init or pixel_head or hole_fill) and not skip:
+            raise ValueError("track_conditioner: skip_init, skip_fixed, pixel_head and hole_fill need skip")
         gate = torch.full((in_channels,), float(skip_init) / self.skip_scale) if skip else None
         if skip_fixed:
             self.register_buffer("skip_gate", gate)
         else:
             self.skip_gate = nn.Parameter(gate) if skip else None
         self.pixel_head = self._build_pixel_head(in_channels, pixel_head) if pixel_head else None
+        self.hole_gate = nn.Parameter(torch.zeros(in_channels)) if hole_fill else None  # stored / skip_scale
         if tokens:
             self.token_in = nn.Linear(dim, width)
             self.geometry_in = nn.Linear(5 * 2 * bands + 5, width)  # target xy, source xy, log-depth, raw and FF
@@ -148,6 +155,12 @@ class TrackConditioner(nn.Module):
         nn.init.zeros_(self.pixel_head[-1].weight)
         nn.init.zeros_(self.pixel_head[-1].bias)
 
+    def add_hole_fill(self) -> None:
+        """Give a conditioner built without it the hole fill (its gate at 0: outputs do not change)."""
+        if self.skip_gate is None or self.hole_gate is not None:
+            raise ValueError("track_conditioner.hole_fill: needs the skip, and the conditioner has no hole fill yet")
+        self.hole_gate = nn.Parameter(torch.zeros_like(self.skip_gate))
+
     def project(self, block: int, condition: torch.Tensor) -> torch.Tensor | None:
         """What block ``block`` adds to its input: (B, L, D), or None if it receives nothing."""
         proj = self.block_proj[str(block)] if str(block) in self.block_proj else None
@@ -163,6 +176,7 @@ class TrackConditioner(nn.Module):
         source: int = 0,
         source_frame: torch.Tensor | None = None,
         weight: torch.Tensor | None = None,
+        splat: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The condition of every token, and the splat the geometric skip uses.
 
@@ -176,6 +190,9 @@ class TrackConditioner(nn.Module):
                 path (static points seen best from another frame); None: the same frame.
             weight: (B, V, F, N) how much each track counts in the pixel path's splat (``PairedTracks.weight``);
                 None: 1.
+            splat: (B, V, F, C + 1, h, w) the pixel path's splat made by the caller, colour and coverage, instead
+                of carrying ``sample``'s source frames (``data.source_splat``: a real video splatted at its
+                geometry's finer resolution, then reduced); its source view is not read. None: carried here.
 
         Returns:
             condition (B, V*F*h'*w', D); splat (B, V, F, C + 1, h, w): the source frames carried to the target views
@@ -195,6 +212,8 @@ class TrackConditioner(nn.Module):
                              f"{tuple(source_frame.shape)}")
         if weight is not None and weight.shape != shape:
             raise ValueError(f"track_weight: expected {shape}, got {tuple(weight.shape)}")
+        if splat is not None and splat.shape != (B, V, F, C + 1, h, w):
+            raise ValueError(f"track_splat: expected {(B, V, F, C + 1, h, w)}, got {tuple(splat.shape)}")
         dtype = tokens.dtype
         # positions far outside the frame carry no more information than at its border's distance; bounded so that
         # no point projected from near a camera centre reaches the Fourier features as a huge number
@@ -203,10 +222,11 @@ class TrackConditioner(nn.Module):
         depth, vis = torch.nan_to_num(track_depth.float(), nan=0.0, posinf=0.0, neginf=0.0), track_visible
         targets = [v for v in range(V) if v != source]
         condition = tokens.new_zeros(B, V, F, gh, gw, tokens.shape[-1]).float()
-        splat = None
         if self.use_pixels:
-            pixels, splat = self._pixel_path(sample, xy, vis, source, targets, source_frame, weight)
+            pixels, splat = self._pixel_path(sample, xy, vis, source, targets, source_frame, weight, splat)
             condition = condition + pixels
+        else:
+            splat = None
         if self.use_tokens:
             condition = condition + self._token_path(tokens, *self._token_subset(xy, depth, vis), source, targets,
                                                      (h, w))
@@ -234,6 +254,13 @@ class TrackConditioner(nn.Module):
         warped, coverage = splat[:, :, :, :-1], splat[:, :, :, -1:] * mask
         gate = (self.skip_gate.float() * self.skip_scale).view(1, 1, 1, -1, 1, 1)
         out = x0.float() + gate * coverage * (warped - x0.float())
+        if self.hole_gate is not None:
+            B, V, F, C, h, w = warped.shape
+            covered = rearrange(splat[:, :, :, -1:] > 0, "b v f c h w -> (b v f) c h w")
+            filled = rearrange(fill_holes(rearrange(warped, "b v f c h w -> (b v f) c h w"), covered),
+                               "(b v f) c h w -> b v f c h w", b=B, v=V)
+            hole = (self.hole_gate.float() * self.skip_scale).view(1, 1, 1, -1, 1, 1)
+            out = out + hole * (1 - splat[:, :, :, -1:].clamp(max=1)) * mask * (filled - x0.float())
         if self.pixel_head is not None:
             B, V, F = x0.shape[:3]
             features = rearrange(torch.cat([x0.float(), warped, splat[:, :, :, -1:]], 3), "b v f c h w -> (b v f) c h w")
@@ -296,11 +323,13 @@ class TrackConditioner(nn.Module):
         projected = self.token_out(out.to(wdtype)).float()  # (B, V, F, h', w', D)
         return torch.where(rearrange(reached, "b v f c h w -> b v f h w c"), projected, 0.0)
 
-    def _pixel_path(self, sample, xy, vis, source, targets, source_frame=None, weight=None):
+    def _pixel_path(self, sample, xy, vis, source, targets, source_frame=None, weight=None, given=None):
         B, V, F, C, h, w = sample.shape
         frames = sample[:, source].float()  # (B, F, C, h, w)
         warped = torch.zeros(B, V, F, C + 1, h, w, device=sample.device)
-        for v in targets:
+        if given is not None:  # made by the caller: the targets' views as given, the source's zero as below
+            warped[:, targets] = given[:, targets].float().to(sample.device)
+        for v in targets if given is None else ():
             total, mass, coverage = carry_frames(frames, xy[:, source], vis[:, source], xy[:, v], vis[:, v],
                                                  None if source_frame is None else source_frame[:, v],
                                                  None if weight is None else weight[:, v])

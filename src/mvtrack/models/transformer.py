@@ -197,11 +197,13 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         self.conditioner = self._build_track_conditioner(settings).to(device=self.device, dtype=self.dtype)
         self.register_to_config(track_conditioner=settings.kwargs())
 
-    EXTENSIBLE = ("pixel_head", "skip_init", "skip_fixed")
+    EXTENSIBLE = ("pixel_head", "skip_init", "skip_fixed", "hole_fill")
 
     def extend_track_conditioner(self, **changes) -> None:
-        """Change a trained conditioner's skip in place: add a pixel head (zero-initialised: outputs unchanged), and
-        set or freeze the gate (``skip_init``: its value, ``skip_fixed``: held there). Only ``EXTENSIBLE`` keys."""
+        """Change a trained conditioner's skip in place: add a pixel head (zero-initialised: outputs unchanged) or
+        remove one (``pixel_head=0``: its correction is no longer added), add or remove the hole fill (its gate at 0:
+        outputs unchanged), and set or freeze the gate (``skip_init``: its value, ``skip_fixed``: held there). Only
+        ``EXTENSIBLE`` keys."""
         cond = self.conditioner
         bad = set(changes) - set(self.EXTENSIBLE)
         if cond is None or cond.skip_gate is None or bad:
@@ -209,6 +211,12 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
                              f"got {sorted(changes)}")
         if changes.get("pixel_head") and cond.pixel_head is None:
             cond.add_pixel_head(int(changes["pixel_head"]))
+        elif "pixel_head" in changes and not changes["pixel_head"]:
+            cond.pixel_head = None
+        if changes.get("hole_fill") and cond.hole_gate is None:
+            cond.add_hole_fill()
+        elif "hole_fill" in changes and not changes["hole_fill"]:
+            cond.hole_gate = None
         gate = cond.skip_gate.detach().clone()
         if "skip_init" in changes:
             gate.fill_(float(changes["skip_init"]) / cond.skip_scale)
@@ -310,6 +318,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         track_source: int = 0,
         track_source_frame: torch.Tensor | None = None,
         track_weight: torch.Tensor | None = None,
+        track_splat: torch.Tensor | None = None,
         epipolar: EpipolarMask | None = None,
         return_dict: bool = True,
     ) -> MultiViewTransformerOutput | tuple:
@@ -327,6 +336,9 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
             track_source_frame: (B, V, F, N) long, the source frame each track's colour is read from in each view
                 and frame (static points, ``PairedTracks.source_frame``); None: the same frame. track_weight:
                 (B, V, F, N) how much each track counts in the pixel path (``PairedTracks.weight``); None: 1.
+            track_splat: (B, V, F, C + 1, h, w) the pixel path's splat (colour in the sample's space, coverage) made
+                by the caller instead of from ``sample``'s source frames (``TrackConditioner.forward``); None: made
+                by the conditioner.
             epipolar: the ``epipolar_mask`` of these cameras, for a model with epipolar attention (ignored by
                 others); without it the cross-view modules are skipped and masked layers attend fully.
 
@@ -354,7 +366,7 @@ class MultiViewTransformer(ModelMixin, ConfigMixin):
         tracks = splat = None
         if self.conditioner is not None and track_xy is not None:  # condition (B, L, D), splat (B, V, F, C+1, h, w)
             tracks, splat = self.conditioner(x, sample, track_xy, track_depth, track_visible, track_source,
-                                             track_source_frame, track_weight)
+                                             track_source_frame, track_weight, track_splat)
 
         # 2. Timestep (per view and frame, broadcast to its tokens) and context embeddings
         if encoder_hidden_states is None:

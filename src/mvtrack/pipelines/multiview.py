@@ -102,6 +102,12 @@ class MultiViewPipeline(DiffusionPipeline):
         return WanVAECodec(self.vae) if self.vae is not None else PixelCodec()
 
     @property
+    def takes_source_splat(self) -> bool:
+        """Whether ``source_splat`` is read: a pixel-space model whose Track2View conditioner has a pixel path."""
+        cond = self.transformer.conditioner
+        return self.vae is None and cond is not None and cond.use_pixels
+
+    @property
     def text(self) -> TextEncoder | None:
         """The prompt encoder (with its per-prompt cache), None without a text encoder."""
         if self.text_encoder is None:
@@ -250,6 +256,7 @@ class MultiViewPipeline(DiffusionPipeline):
         prompt_embeds: torch.Tensor | None = None,
         negative_prompt_embeds: torch.Tensor | None = None,
         tracks: PairedTracks | None = None,
+        source_splat: torch.Tensor | None = None,
         views_per_group: int | None = None,
         return_dict: bool = True,
     ) -> MultiViewPipelineOutput | tuple:
@@ -273,6 +280,10 @@ class MultiViewPipeline(DiffusionPipeline):
             tracks: paired tracks (``mvtrack.data.PairedTracks``, pixels of a ``height x width`` frame, all T
                 frames) for a model with a Track2View conditioner; ignored by other models. Without them a
                 conditioned model runs camera-only.
+            source_splat: (B, V, T, 4, H, W) the source view carried along ``tracks`` into every view, colour in
+                [0, 1] and coverage (``data.source_splat``: splatted from the source video at a finer resolution),
+                for the pixel path of a pixel model (``takes_source_splat``) instead of its own splat of ``video``;
+                ignored by other models and without ``tracks``.
             views_per_group: generate the unobserved views this many at a time, every combination, averaging each
                 view's predictions at every step (CVD's collaborative inference of N views with a model trained on
                 fewer; ``view_groups``); None (default): all views in one joint attention. Memory is that of one
@@ -292,6 +303,8 @@ class MultiViewPipeline(DiffusionPipeline):
         if tracks is not None and tracks.tracks.shape[:3] != (B, V, T):
             raise ValueError(f"tracks: expected paired tracks of {(B, V, T)} views and frames, got "
                              f"{tuple(tracks.tracks.shape[:3])}")
+        if source_splat is not None and source_splat.shape != (B, V, T, 4, height, width):
+            raise ValueError(f"source_splat: expected {(B, V, T, 4, height, width)}, got {tuple(source_splat.shape)}")
         if tracks is not None and not observed[:, tracks.source].all():
             raise ValueError(f"tracks: the source view {tracks.source} must be observed in every frame (tracks carry "
                              "its content to the other views; a Track2View model is trained for re-rendering)")
@@ -330,6 +343,10 @@ class MultiViewPipeline(DiffusionPipeline):
             tracks = tracks.select(frames=frames).scaled(1 / codec.spatial_factor).to(device)
         else:
             tracks = None
+        given = None  # the splat in model space: colour encoded where a track lands, 0 elsewhere (as the model's own)
+        if source_splat is not None and tracks is not None and self.takes_source_splat:
+            colour, coverage = source_splat[:, :, frames, :3].float(), source_splat[:, :, frames, 3:].float()
+            given = torch.cat([torch.where(coverage > 0, codec.encode(colour), 0.0), coverage], 3).to(device)
         # per group of views: its inputs to the model (the epipolar masks of its cameras are built once here)
         groups = view_groups(obs, views_per_group)
         extra = []
@@ -338,6 +355,8 @@ class MultiViewPipeline(DiffusionPipeline):
             inputs = {"epipolar": self.transformer.epipolar_mask(*cams, (height, width), (h, w))}
             if tracks is not None:
                 inputs.update(tracks.select_views(g).model_inputs())
+            if given is not None:
+                inputs["track_splat"] = given[:, g]
             extra.append(inputs)
         count = torch.zeros(V, device=device)
         for g in groups:

@@ -36,7 +36,7 @@ import torch
 
 from mvtrack.defaults import FOV_DEGREES, SAMPLING_STEPS
 from mvtrack.data import PairedTracks, RealTracks, load_tracks3d
-from mvtrack.data.real_tracks import points_tracks
+from mvtrack.data.real_tracks import MODES, points_tracks
 from mvtrack.data.source import Source, camera_file, crop_inverse, load_source, target_cameras
 from mvtrack.data.source_geometry import (
     SCENE_DEPTH,
@@ -45,6 +45,7 @@ from mvtrack.data.source_geometry import (
     estimate_geometry,
     scale_cameras,
     scene_scale,
+    source_splat,
 )
 from mvtrack.models.pretrained import read_model_meta
 
@@ -131,6 +132,16 @@ class SourceInputs:
         """The tracks paired with the cameras ``w2c (1, V, T, 4, 4)``, ``K (1, V, T, 3, 3)`` (view 0 the source, in
         the scaled scene), or None."""
         return None if self.tracks is None else self.tracks.paired(w2c, K, self.source.size)
+
+    def splat(self, w2c: torch.Tensor, K: torch.Tensor) -> torch.Tensor | None:
+        """(1, V, T, 4, H, W): the source carried along its dense stereo tracks into the cameras ``w2c (1, V, T, 4,
+        4)``, ``K (1, V, T, 3, 3)`` from the video at the geometry's resolution (``source_splat``; view 0, the
+        source, zero), for a pixel model's pixel path; None without dense stereo tracks."""
+        if self.tracks is None or self.geometry is None or self.tracks.mode != MODES[3]:
+            return None
+        size = tuple(self.geometry.depth.shape[-2:])
+        targets = source_splat(self.source, self.tracks, w2c[0, 1:], K[0, 1:], size)  # (V - 1, T, 4, H, W)
+        return torch.cat([torch.zeros_like(targets[:1]), targets])[None]
 
 
 def prepare_source(
@@ -269,9 +280,10 @@ def rerender_video(
         K = torch.stack([src.K] + [cams[i][1] for i in group])[None]
         video = torch.zeros(1, len(group) + 1, *src.frames.shape)
         video[0, 0] = src.frames
+        splat = inputs.splat(w2c, K) if pipe.takes_source_splat else None
         result = pipe(w2c, K, video, "rerender", num_inference_steps=steps,
                       generator=torch.Generator().manual_seed(seed), tracks=inputs.paired(w2c, K),
-                      views_per_group=views_per_group, **prompt).video[0].cpu()
+                      source_splat=splat, views_per_group=views_per_group, **prompt).video[0].cpu()
         for j, i in enumerate(group):
             generated[i] = result[j + 1]
         if progress is not None:

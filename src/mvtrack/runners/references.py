@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from mvtrack.data.source import Source
-from mvtrack.data.source_geometry import SourceGeometry, clip_source, dense_tracks, estimate_geometry
+from mvtrack.data.source_geometry import SourceGeometry, carry_source, clip_source, dense_tracks, estimate_geometry
 from mvtrack.geometry import carry_frames
 
 
@@ -78,13 +78,8 @@ def stereo_splat(source: Source, target: Source, geometry: SourceGeometry | None
     if not geometry.supported.any():  # no depth at all: nothing to splat, the source is the best guess
         return source.frames
     size = tuple(geometry.depth.shape[-2:])
-    frames, K_src = source.at(size)
-    _, K_tgt = target.at(size)
     tracks = dense_tracks(source, geometry)  # every pixel; confirmed ones weigh more
-    tracks.cell = 1.0  # splatted at the depth maps' own resolution: one lifted pixel covers one pixel
-    paired = tracks.paired(torch.stack([source.w2c, target.w2c])[None], torch.stack([K_src, K_tgt])[None], size)
-    total, mass, _ = carry_frames(frames[None], paired.tracks[:, 0], paired.visible[:, 0], paired.tracks[:, 1],
-                                  paired.visible[:, 1], paired.source_frame[:, 1], paired.weight[:, 1])
+    total, mass, _ = carry_source(source, tracks, target.w2c[None], target.K[None], size)
     image = (total / mass.clamp_min(1e-6))[0].clamp(0, 1).numpy()
     filled = torch.from_numpy(inpaint_holes(image, (mass[0, :, 0] < 1e-4).numpy()))
     return F.interpolate(filled, size=source.size, mode="area").clamp(0, 1)
