@@ -160,3 +160,31 @@ def test_latent_frame_k_gets_the_camera_of_video_frame_4k(wan_root):
     torch.testing.assert_close(generate(pipe, moved, clip.K, clip.video, "i2v", steps=1), out, rtol=0, atol=0)
     moved[:, 1, 4] = clip.w2c[:, 0, 0]
     assert (generate(pipe, moved, clip.K, clip.video, "i2v", steps=1)[:, 1] - out[:, 1]).abs().max() > 1e-3
+
+
+def test_a_source_splat_given_to_a_pixel_model_lands_where_tracks_cover(clip):
+    """``source_splat`` (colour in [0, 1] + coverage, what ``generate`` makes from a real video at its geometry's
+    resolution): a pixel model with its skip held open returns the given colours wherever the coverage is full, and
+    its own splat's elsewhere; a wrong shape is refused."""
+    from mvtrack.data import source_depth_tracks
+    from mvtrack.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample",
+                        track_conditioner=dict(blocks=[0], width=16, layers=1, heads=2, bands=2, skip=True,
+                                               skip_init=1.0, skip_fixed=True))
+    pipe = MultiViewPipeline(model, MultiViewPipeline.from_model("tiny").scheduler)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.takes_source_splat
+    tracks = source_depth_tracks(clip)
+    splat = torch.zeros(*clip.video.shape[:3], 4, 16, 16)
+    splat[:, 1, :, :3] = 0.25
+    splat[:, 1, :, 3, 4:12, 4:12] = 1.0  # covered: a square in the middle
+    own = run(pipe, clip, tracks=tracks)
+    given = run(pipe, clip, tracks=tracks, source_splat=splat)
+    torch.testing.assert_close(given[:, 1, :, :, 4:12, 4:12], torch.full_like(given[:, 1, :, :, 4:12, 4:12], 0.25),
+                               atol=2e-3, rtol=0)
+    assert (own[:, 1, :, :, 4:12, 4:12] - 0.25).abs().max() > 0.05
+    torch.testing.assert_close(given[:, 0], clip.video[:, 0])
+    with pytest.raises(ValueError, match="source_splat"):
+        run(pipe, clip, tracks=tracks, source_splat=splat[..., :8])
