@@ -332,40 +332,85 @@ def list_shards(source: str | Path | list) -> list[Path]:
     return paths
 
 
-def iter_shard(path: str | Path, stats: ReadStats | None = None) -> Iterator[MultiViewClip]:
-    """Yield the clips of one shard. A corrupt sample is skipped and a truncated or unreadable shard ends
-    early, each with a warning and a count in ``stats``; every complete sample before it is kept."""
-    stats = stats if stats is not None else ReadStats()
+@dataclass(frozen=True)
+class SampleRef:
+    """Where one sample's members lie in its shard: ``(suffix, byte offset, size)`` of each, the JSON last."""
+
+    shard: int  # index of the shard in its reader's list (``ShardClips.shards``)
+    key: str
+    members: tuple[tuple[str, int, int], ...]
+
+
+def index_shard(path: str | Path, stats: ReadStats, shard: int = 0) -> list[SampleRef]:
+    """The complete samples of one shard, from its tar headers alone (each member's data is seeked over, nothing
+    is read or decoded). A truncated or unreadable shard keeps the samples before the damage, and a sample with a
+    member over ``MAX_MEMBER_BYTES`` is left out, each with a warning and a count in ``stats`` (``shards``,
+    ``corrupt_shards``, ``skipped_samples``; ``clips`` is counted by whoever reads them)."""
     stats.shards += 1
-    members: dict[str, bytes] = {}
-    key, kept = None, 0
+    size = os.path.getsize(path)
+    refs: list[SampleRef] = []
+    members: list[tuple[str, int, int]] = []
+    key, oversized = None, False
     try:
-        with tarfile.open(path, "r|") as tar:
+        with tarfile.open(path, "r:") as tar:
             for info in tar:
                 if not info.isfile():
                     continue
+                if info.offset_data + info.size > size:
+                    raise EOFError(f"member {info.name} ends past the end of the file")
                 name_key, _, suffix = info.name.partition(".")
                 if name_key != key:
-                    members, key = {}, name_key
-                # an oversized member is not read (None); its sample is skipped when its json arrives
-                members[suffix] = tar.extractfile(info).read() if info.size <= MAX_MEMBER_BYTES else None
+                    members, key, oversized = [], name_key, False
+                oversized |= info.size > MAX_MEMBER_BYTES
+                members.append((suffix, info.offset_data, info.size))
                 if suffix == "json":
-                    try:
-                        clip = decode_clip(members, where=f"{path}: sample {key}")
-                    except ShardError as e:
+                    if oversized:
                         stats.skipped_samples += 1
-                        warnings.warn(f"skipping corrupt sample: {e}", stacklevel=2)
+                        warnings.warn(f"skipping sample {key} of {path}: a member is larger than "
+                                      f"{MAX_MEMBER_BYTES / 2**30:.0f} GiB", stacklevel=3)
                     else:
-                        stats.clips += 1
-                        kept += 1
-                        yield clip
-                    members, key = {}, None
+                        refs.append(SampleRef(shard, key, tuple(members)))
+                    members, key = [], None
     except (tarfile.TarError, EOFError, OSError) as e:
         stats.corrupt_shards += 1
-        warnings.warn(f"shard {path} is truncated or corrupt ({e}); kept its {kept} complete clips, "
-                      f"skipped the rest", stacklevel=2)
-        return
+        warnings.warn(f"shard {path} is truncated or corrupt ({e}); kept its {len(refs)} complete clips, "
+                      f"skipped the rest", stacklevel=3)
+        return refs
     if members:  # cut at a member boundary: tarfile sees a clean end, but the last sample never got its json
         stats.corrupt_shards += 1
-        warnings.warn(f"shard {path} is truncated or corrupt (sample {key} has no json member); kept its {kept} "
-                      f"complete clips, skipped the rest", stacklevel=2)
+        warnings.warn(f"shard {path} is truncated or corrupt (sample {key} has no json member); kept its "
+                      f"{len(refs)} complete clips, skipped the rest", stacklevel=3)
+    return refs
+
+
+def read_sample(path: str | Path, ref: SampleRef) -> MultiViewClip | LatentClip:
+    """The clip ``ref`` (``index_shard``) of the shard at ``path``, unbatched; ``ShardError`` naming the shard and
+    sample when it cannot be read or does not decode."""
+    payloads = {}
+    try:
+        with open(path, "rb") as f:
+            for suffix, offset, size in ref.members:
+                f.seek(offset)
+                payloads[suffix] = f.read(size)
+                if len(payloads[suffix]) != size:
+                    raise ShardError(f"{path}: sample {ref.key}: member {suffix} is cut short (the shard changed "
+                                     "after it was indexed)")
+    except OSError as e:
+        raise ShardError(f"{path}: sample {ref.key} cannot be read ({e})") from None
+    return decode_clip(payloads, where=f"{path}: sample {ref.key}")
+
+
+def iter_shard(path: str | Path, stats: ReadStats | None = None) -> Iterator[MultiViewClip]:
+    """Yield the clips of one shard (``index_shard``, then each sample read in turn). A corrupt sample is skipped
+    and a truncated or unreadable shard ends early, each with a warning and a count in ``stats``; every complete
+    sample before the damage is kept."""
+    stats = stats if stats is not None else ReadStats()
+    for ref in index_shard(path, stats):
+        try:
+            clip = read_sample(path, ref)
+        except ShardError as e:
+            stats.skipped_samples += 1
+            warnings.warn(f"skipping corrupt sample: {e}", stacklevel=2)
+        else:
+            stats.clips += 1
+            yield clip
