@@ -29,6 +29,20 @@ def _open(model):  # make the zero-initialised projections non-zero, as training
         torch.nn.init.normal_(proj.weight, std=0.2)
 
 
+def _skip_model() -> MultiViewTransformer:
+    """An x_0-predicting model with the skip (its gate at 0) and non-zero projections, as after training."""
+    torch.manual_seed(0)
+    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
+    _open(model)
+    return model
+
+
+def _own_splat(model, x, tracks) -> torch.Tensor:
+    """The splat (B, V, F, C + 1, h, w) the model's pixel path makes of ``x``'s source view."""
+    tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
+    return model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)[1]
+
+
 def test_zero_initialised_conditioner_leaves_outputs_bit_identical(batch):
     x, t, cam, tracks = batch
     torch.manual_seed(0)
@@ -185,13 +199,10 @@ def test_a_splat_given_by_the_caller_replaces_the_pixel_paths_own(batch):
     of x_0 are the given colours, the source view's channels are not read, and the model's own splat handed back
     gives exactly its own output."""
     x, t, cam, tracks = batch
-    torch.manual_seed(0)
-    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
-    _open(model)
+    model = _skip_model()
     with torch.no_grad():
         model.conditioner.skip_gate.fill_(1 / model.conditioner.skip_scale)
-    tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
-    _, own = model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+    own = _own_splat(model, x, tracks)
     inputs = tracks.model_inputs()
     plain = model(x, t, cam, **inputs).sample
     given = own.clone()
@@ -211,9 +222,7 @@ def test_a_pixel_head_added_to_a_trained_skip_and_removed_again(batch, tmp_path)
     """``extend_track_conditioner``: a head added starts at zero (outputs unchanged); trained (here: perturbed), it
     changes them; removed (``pixel_head=0``), the model is the headless one again, and reloads as saved."""
     x, t, cam, tracks = batch
-    torch.manual_seed(0)
-    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
-    _open(model)
+    model = _skip_model()
     inputs = tracks.model_inputs()
     with torch.no_grad():
         base = model(x, t, cam, **inputs).sample
@@ -239,9 +248,7 @@ def test_hole_fill_starts_closed_and_opens_onto_the_filled_splat(batch):
     from mvtrack.geometry import fill_holes
 
     x, t, cam, tracks = batch
-    torch.manual_seed(0)
-    model = build_model("tiny", prediction_type="sample", track_conditioner=dict(CONDITIONER, skip=True))
-    _open(model)
+    model = _skip_model()
     inputs = tracks.model_inputs()
     with torch.no_grad():
         model.extend_track_conditioner(skip_init=1.0, skip_fixed=True)
@@ -250,8 +257,7 @@ def test_hole_fill_starts_closed_and_opens_onto_the_filled_splat(batch):
         assert torch.equal(model(x, t, cam, **inputs).sample, before)
         model.conditioner.hole_gate.fill_(1 / model.conditioner.skip_scale)
         x0 = x - t[..., None, None, None] / 1000 * model(x, t, cam, **inputs).sample
-        tokens = model.wan.patch_embedding(x.flatten(1, 2).transpose(1, 2)).flatten(2).transpose(1, 2)
-        _, splat = model.conditioner(tokens, x, tracks.tracks, tracks.depth, tracks.visible)
+        splat = _own_splat(model, x, tracks)
     warped, coverage = splat[0, 1, :, :3], splat[0, 1, :, 3:]
     filled = fill_holes(warped, coverage > 0)
     hole, full = (coverage == 0).expand_as(warped), (coverage >= 1).expand_as(warped)

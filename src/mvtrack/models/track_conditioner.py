@@ -250,20 +250,19 @@ class TrackConditioner(nn.Module):
         ``splat`` of this forward, on ``generated (B, V, F)`` frames only."""
         if self.skip_gate is None or splat is None:
             return x0
+        B, V = x0.shape[:2]
         mask = generated[..., None, None, None]
-        warped, coverage = splat[:, :, :, :-1], splat[:, :, :, -1:] * mask
+        warped, lands = splat[:, :, :, :-1], splat[:, :, :, -1:]  # colour; how much any track lands (coverage)
         gate = (self.skip_gate.float() * self.skip_scale).view(1, 1, 1, -1, 1, 1)
-        out = x0.float() + gate * coverage * (warped - x0.float())
+        out = x0.float() + gate * lands * mask * (warped - x0.float())
         if self.hole_gate is not None:
-            B, V, F, C, h, w = warped.shape
-            covered = rearrange(splat[:, :, :, -1:] > 0, "b v f c h w -> (b v f) c h w")
-            filled = rearrange(fill_holes(rearrange(warped, "b v f c h w -> (b v f) c h w"), covered),
+            filled = rearrange(fill_holes(rearrange(warped, "b v f c h w -> (b v f) c h w"),
+                                          rearrange(lands > 0, "b v f c h w -> (b v f) c h w")),
                                "(b v f) c h w -> b v f c h w", b=B, v=V)
             hole = (self.hole_gate.float() * self.skip_scale).view(1, 1, 1, -1, 1, 1)
-            out = out + hole * (1 - splat[:, :, :, -1:].clamp(max=1)) * mask * (filled - x0.float())
+            out = out + hole * (1 - lands.clamp(max=1)) * mask * (filled - x0.float())
         if self.pixel_head is not None:
-            B, V, F = x0.shape[:3]
-            features = rearrange(torch.cat([x0.float(), warped, splat[:, :, :, -1:]], 3), "b v f c h w -> (b v f) c h w")
+            features = rearrange(torch.cat([x0.float(), warped, lands], 3), "b v f c h w -> (b v f) c h w")
             head = self.pixel_head[0].weight.dtype
             correction = rearrange(self.pixel_head(features.to(head)).float(), "(b v f) c h w -> b v f c h w", b=B, v=V)
             out = out + correction * mask
